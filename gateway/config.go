@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Config is a node's configuration. The zero value is not usable; start
+// from DefaultConfig.
+type Config struct {
+	Addr               string        // public listener; /ws upgrades
+	AdminAddr          string        // health and readiness ("" = none)
+	NodeID             string        // announced in welcome
+	Anonymous          bool          // ?user=<id> names the user, no token
+	MaxMessageBytes    int           // largest client message; larger closes 1009
+	Rate               float64       // frames per second per connection
+	Burst              int           // token bucket size
+	MaxRooms           int           // rooms per connection, inbox excluded
+	Heartbeat          time.Duration // ping interval; silence > 2x closes
+	HistorySize        int           // messages kept per room
+	PresenceMaxMembers int           // no presence events above this many users
+	OutboundMaxBytes   int64         // pending outbound bytes cap; over it 4001
+	DrainTimeout       time.Duration // SIGTERM: close everything within this
+	Logger             *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented in the README.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "gw-1"
+	}
+	return Config{
+		Addr:               "127.0.0.1:8080",
+		AdminAddr:          "127.0.0.1:9090",
+		NodeID:             host,
+		Anonymous:          true,
+		MaxMessageBytes:    16384,
+		Rate:               20,
+		Burst:              40,
+		MaxRooms:           100,
+		Heartbeat:          25 * time.Second,
+		HistorySize:        100,
+		PresenceMaxMembers: 1000,
+		OutboundMaxBytes:   1 << 20,
+		DrainTimeout:       10 * time.Second,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Addr == "":
+		return fmt.Errorf("gateway: --addr is empty")
+	case c.MaxMessageBytes < 64:
+		return fmt.Errorf("gateway: --max-message-bytes %d is below 64", c.MaxMessageBytes)
+	case c.Rate <= 0 || c.Burst < 1:
+		return fmt.Errorf("gateway: --rate and --burst must be positive (got %v, %d)", c.Rate, c.Burst)
+	case c.MaxRooms < 1:
+		return fmt.Errorf("gateway: --max-rooms must be at least 1")
+	case c.Heartbeat < 100*time.Millisecond:
+		return fmt.Errorf("gateway: --heartbeat %v is below 100ms", c.Heartbeat)
+	case c.HistorySize < 0:
+		return fmt.Errorf("gateway: --history-size is negative")
+	case c.PresenceMaxMembers < 0:
+		return fmt.Errorf("gateway: --presence-max-members is negative")
+	case c.OutboundMaxBytes < 0:
+		return fmt.Errorf("gateway: --outbound-max-bytes is negative")
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("gateway: --drain-timeout is negative")
+	case !c.Anonymous:
+		return fmt.Errorf("gateway: authentication is not available yet; run with --anonymous")
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+// Package history stores each room's recent messages, assigns their seq, and
+// remembers idempotency keys. Store is the contract; Memory is the embedded
+// default (a bounded ring per room, an epoch fresh per process).
+package history
+
+import (
+	"errors"
+	"time"
+
+	"github.com/chatgw/gateway/codec"
+)
+
+// KeyTTL is how long an idempotency key is remembered (PROTOCOL.md).
+const KeyTTL = 2 * time.Minute
+
+// ErrUnavailable is returned when the backing store cannot be reached.
+var ErrUnavailable = errors.New("history: store unavailable")
+
+// Message is one stored message: its seq, its timestamp and the complete
+// WebSocket frame that carries it, shared read-only by history replies and
+// every live delivery.
+type Message struct {
+	Seq   uint64
+	TS    int64
+	Frame []byte
+}
+
+// Payload returns the message's JSON object, without the frame header.
+func (m *Message) Payload() []byte { return m.Frame[codec.HeaderLen(m.Frame):] }
+
+// Ack is what the sender of a stored message is told.
+type Ack struct {
+	Room string
+	Seq  uint64
+	TS   int64
+}
+
+// Encoder builds the frame of a message once its seq and ts are known.
+type Encoder func(seq uint64, ts int64) []byte
+
+// Store keeps room histories.
+//
+// Seq is per room, starts at 1 and grows by exactly 1 per appended message.
+// Epoch names one life of a room's history and changes only when that
+// history is lost. Callers serialise Append per room with any reads that must
+// agree with it (the hub's room lock); implementations are safe for
+// concurrent use across rooms.
+type Store interface {
+	// Append stores the message built by enc at the room's next seq, with ts
+	// the current Unix time in milliseconds. When key is not empty and user
+	// had a message with that key accepted within KeyTTL, nothing is stored,
+	// dup is true and ack is the original one.
+	Append(room, user, key string, enc Encoder) (msg Message, ack Ack, dup bool, err error)
+
+	// Range returns, ascending, the newest limit messages of room with
+	// after < seq < before, the room's latest seq and epoch, and complete:
+	// whether every message in that seq range was still held.
+	Range(room string, after, before uint64, limit int) (msgs []Message, latest uint64, epoch string, complete bool, err error)
+
+	// Close releases the store's resources.
+	Close() error
+}

@@ -1,0 +1,186 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/chatgw/gateway/codec"
+)
+
+// Sink is the socket a Client writes to. Write must not block: it sends what
+// the kernel takes and queues the rest (nbio.Conn.Write does exactly this).
+// Close drops the connection at once.
+type Sink interface {
+	Write(b []byte) (int, error)
+	Close() error
+}
+
+// Client is one connection as the hub sees it. Its fields are flat and small
+// on purpose: a node holds hundreds of thousands of them.
+//
+// Lock order: Room.mu before Client.mu. Every write to the sink happens
+// under mu, which is what orders a room's joined frame before its live
+// messages and keeps a batch from being split by another writer.
+type Client struct {
+	User    string // user id; read-only
+	Session string // session id; read-only
+	Value   any    // owned by the hub's user (the gateway keeps its state here)
+
+	hub  *Hub
+	sink Sink
+
+	mu      sync.Mutex
+	rooms   []*Member // memberships, the personal inbox included
+	closing bool      // a close frame was sent; nothing else will be
+	queued  int64     // bytes handed to sink
+
+	written  atomic.Int64 // bytes the socket took (see Written)
+	lastSeen atomic.Int64 // Unix ns of the last frame received
+	gone     atomic.Bool  // removed from the hub
+
+	regShard, regIdx int // place in the hub's registry, under its shard lock
+}
+
+// Written records n bytes taken by the socket. The gateway calls it from
+// nbio's written-size callback; pending bytes are queued minus written.
+func (c *Client) Written(n int) { c.written.Add(int64(n)) }
+
+// Seen records that a frame (data or control) arrived at now (Unix ns).
+func (c *Client) Seen(now int64) { c.lastSeen.Store(now) }
+
+// Pending returns the bytes handed to the socket that it has not taken yet.
+func (c *Client) Pending() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued - c.written.Load()
+}
+
+// Send writes one complete frame to the client, unless it is closing. A
+// frame that would take the client's pending bytes over the hub's cap closes
+// it as a slow consumer (4001) instead.
+func (c *Client) Send(frame []byte) {
+	c.mu.Lock()
+	c.sendLocked(frame)
+	c.mu.Unlock()
+}
+
+func (c *Client) sendLocked(b []byte) {
+	if c.closing {
+		return
+	}
+	if max := c.hub.cfg.MaxOutboundBytes; max > 0 && c.queued-c.written.Load()+int64(len(b)) > max {
+		c.hub.stats.slowConsumers.Add(1)
+		c.closeLocked(CloseSlowConsumer, "slow consumer: outbound buffer over its cap")
+		return
+	}
+	c.queued += int64(len(b))
+	if _, err := c.sink.Write(b); err != nil {
+		// The socket is gone; nbio reports the close and the gateway
+		// removes the client. Stop writing to it meanwhile.
+		c.closing = true
+	}
+}
+
+// Close codes the hub sends itself.
+const (
+	CloseNormal       = 1000
+	CloseGoingAway    = 1001
+	CloseSlowConsumer = 4001
+)
+
+// Close sends a close frame with code and reason, after whatever is already
+// queued, and stops all further writes. The peer is given the hub's grace
+// period to read it and answer before the socket is dropped (Tick does it),
+// because dropping a socket at once can turn the close frame into a reset
+// that the peer never reads.
+func (c *Client) Close(code int, reason string) {
+	c.mu.Lock()
+	c.closeLocked(code, reason)
+	c.mu.Unlock()
+}
+
+func (c *Client) closeLocked(code int, reason string) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	_, _ = c.sink.Write(codec.CloseFrame(code, reason))
+	c.hub.closingAdd(c)
+}
+
+// Closing reports whether a close frame was sent to the client.
+func (c *Client) Closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// RoomCount returns how many rooms the client is in, not counting its inbox.
+func (c *Client) RoomCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.rooms {
+		if !codec.IsInbox(m.room.name) {
+			n++
+		}
+	}
+	return n
+}
+
+// memberOf returns c's membership of the room named name, or nil. c.mu held.
+func (c *Client) memberOf(name string) *Member {
+	for _, m := range c.rooms {
+		if m.room.name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// IsMember reports whether c has joined the room named name.
+func (c *Client) IsMember(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.memberOf(name) != nil
+}
+
+// registry holds every client in shards, for the heartbeat sweep and drain.
+type registry struct {
+	mu      sync.Mutex
+	clients []*Client
+}
+
+func (h *Hub) register(c *Client) {
+	i := int(h.nextShard.Add(1) % clientShards)
+	r := &h.clients[i]
+	r.mu.Lock()
+	c.regShard, c.regIdx = i, len(r.clients)
+	r.clients = append(r.clients, c)
+	r.mu.Unlock()
+	h.stats.conns.Add(1)
+}
+
+func (h *Hub) unregister(c *Client) {
+	r := &h.clients[c.regShard]
+	r.mu.Lock()
+	last := len(r.clients) - 1
+	moved := r.clients[last]
+	r.clients[c.regIdx] = moved
+	moved.regIdx = c.regIdx
+	r.clients[last] = nil
+	r.clients = r.clients[:last]
+	r.mu.Unlock()
+	h.stats.conns.Add(-1)
+}
+
+// MarkClosing stops all writes to c after a close frame was written by
+// someone else (nbio writes 1009 itself), and starts the close grace.
+func (c *Client) MarkClosing() {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.hub.closingAdd(c)
+	}
+	c.mu.Unlock()
+}

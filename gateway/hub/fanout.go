@@ -1,0 +1,155 @@
+package hub
+
+import "sync"
+
+// delivery is one frame queued for a room's members. seq is the message's
+// seq, or 0 for frames outside history (typing, read, presence), which are
+// not filtered by a member's joined point.
+type delivery struct {
+	room    *Room
+	frame   []byte
+	seq     uint64
+	exclude *Client
+}
+
+// worker fans queued deliveries out. Each room is served by one worker (by
+// hash), so a room's frames leave in the order they were queued.
+//
+// The worker takes everything queued at once. Consecutive deliveries to the
+// same room form a run, and each member gets the frames of a run in one
+// write: under load a burst costs one syscall per member instead of one per
+// message; when idle, a lone message is written as soon as it is queued.
+type worker struct {
+	hub *Hub
+
+	mu     sync.Mutex
+	queue  []delivery
+	wake   chan struct{}
+	closed bool
+	done   chan struct{}
+
+	// Owned by the worker goroutine; reused so that nothing on the
+	// per-recipient path allocates.
+	batch   []delivery
+	members []*Member
+	buf     []byte
+}
+
+func newWorker(h *Hub) *worker {
+	return &worker{hub: h, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// enqueue queues d; the room's lock is held by the caller.
+func (w *worker) enqueue(d delivery) {
+	w.mu.Lock()
+	w.queue = append(w.queue, d)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) stop() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.done
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	for {
+		<-w.wake
+		for {
+			w.mu.Lock()
+			w.batch, w.queue = w.queue, w.batch[:0]
+			closed := w.closed
+			w.mu.Unlock()
+			if len(w.batch) == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			w.deliver(w.batch)
+			clear(w.batch) // drop frame and room references
+		}
+	}
+}
+
+// maxKeptBuf bounds the coalescing buffer a worker keeps between batches.
+const maxKeptBuf = 1 << 20
+
+// deliver fans out one batch, run by run.
+func (w *worker) deliver(batch []delivery) {
+	for start := 0; start < len(batch); {
+		end := start + 1
+		for end < len(batch) && batch[end].room == batch[start].room {
+			end++
+		}
+		w.deliverRun(batch[start:end])
+		start = end
+	}
+	if cap(w.buf) > maxKeptBuf {
+		w.buf = nil
+	}
+}
+
+// deliverRun writes a run of one room's frames to each member in one write.
+// Members are copied out under the room lock and written to without it, so
+// a slow syscall never holds up joins; the membership's active flag and
+// joined point are checked under the client's lock, which also orders these
+// writes after the member's joined frame.
+func (w *worker) deliverRun(run []delivery) {
+	r := run[0].room
+	r.mu.Lock()
+	w.members = append(w.members[:0], r.members...)
+	r.mu.Unlock()
+
+	var delivered, writes int64
+	for _, m := range w.members {
+		c := m.client
+		c.mu.Lock()
+		if !m.active || c.closing {
+			c.mu.Unlock()
+			continue
+		}
+		var one []byte
+		n := 0
+		w.buf = w.buf[:0]
+		for i := range run {
+			d := &run[i]
+			if d.exclude == c || (d.seq != 0 && d.seq <= m.from) {
+				continue
+			}
+			if n == 0 {
+				one = d.frame
+			} else {
+				if n == 1 {
+					w.buf = append(w.buf, one...)
+				}
+				w.buf = append(w.buf, d.frame...)
+			}
+			n++
+		}
+		switch {
+		case n == 1:
+			c.sendLocked(one)
+		case n > 1:
+			c.sendLocked(w.buf)
+		}
+		c.mu.Unlock()
+		if n > 0 {
+			delivered += int64(n)
+			writes++
+		}
+	}
+	clear(w.members)
+	w.hub.stats.delivered.Add(delivered)
+	w.hub.stats.batches.Add(writes)
+}

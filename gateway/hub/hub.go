@@ -1,0 +1,419 @@
+// Package hub keeps who is connected and who is in which room, and fans
+// room frames out to members, in seq order and batched per connection.
+//
+// Rooms live in lock-striped shards. A room's lock orders everything that
+// must agree about it: storing a message (seq assignment), queueing it for
+// fan-out, and a member's joined frame. Fan-out itself runs on a few worker
+// goroutines (see fanout.go); connections have no goroutine, timer or
+// channel of their own.
+//
+// Lock order: shard.mu, then Room.mu, then Client.mu; a fan-out worker's
+// queue lock is taken last, under Room.mu.
+package hub
+
+import (
+	"hash/maphash"
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+const (
+	roomShards   = 64
+	clientShards = 64
+)
+
+// Config sets the hub's limits.
+type Config struct {
+	// MaxOutboundBytes caps a client's pending outbound bytes; a frame that
+	// would exceed it closes the client with 4001. 0 means no cap.
+	MaxOutboundBytes int64
+	// PresenceMaxMembers: rooms with more distinct users get no presence
+	// events.
+	PresenceMaxMembers int
+	// CloseGrace is how long (ns) a closing client may take to read its
+	// close frame before the socket is dropped.
+	CloseGrace int64
+	// Workers is the number of fan-out goroutines (at least 1).
+	Workers int
+}
+
+// Hub is the set of clients and rooms of one node.
+type Hub struct {
+	cfg  Config
+	seed maphash.Seed
+
+	rooms   [roomShards]roomShard
+	clients [clientShards]registry
+
+	workers   []*worker
+	nextShard atomic.Uint64
+
+	closingMu sync.Mutex
+	closingQ  []closingEntry
+
+	stats stats
+}
+
+type stats struct {
+	conns         atomic.Int64
+	rooms         atomic.Int64
+	slowConsumers atomic.Int64
+	delivered     atomic.Int64
+	batches       atomic.Int64
+}
+
+// Stats is a snapshot of the hub's counters.
+type Stats struct {
+	Connections   int64
+	Rooms         int64
+	SlowConsumers int64
+	// Deliveries counts frames handed to members by fan-out; Writes counts
+	// the socket writes that carried them (fewer under load: batching).
+	Deliveries, Writes int64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		Connections: h.stats.conns.Load(), Rooms: h.stats.rooms.Load(),
+		SlowConsumers: h.stats.slowConsumers.Load(),
+		Deliveries:    h.stats.delivered.Load(), Writes: h.stats.batches.Load(),
+	}
+}
+
+type roomShard struct {
+	mu    sync.Mutex
+	rooms map[string]*Room
+}
+
+// Room is a set of members with the per-user state presence, typing and
+// read receipts need. It exists while it has members or a Publish is using
+// it.
+type Room struct {
+	name   string
+	worker *worker
+
+	mu      sync.Mutex
+	members []*Member
+	users   map[string]*roomUser
+	dead    bool
+	busy    int // Publish calls holding the room without membership
+}
+
+type roomUser struct {
+	conns    int
+	typingAt int64 // Unix ns of the last forwarded typing
+	readSeq  uint64
+}
+
+// Member is one client's membership of one room.
+type Member struct {
+	room   *Room
+	client *Client
+	idx    int    // index in room.members, under room.mu
+	from   uint64 // live messages with seq <= from were covered by joined
+	active bool   // under client.mu: false once left
+}
+
+// New returns a hub and starts its fan-out workers.
+func New(cfg Config) *Hub {
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
+	for i := range h.rooms {
+		h.rooms[i].rooms = make(map[string]*Room)
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		w := newWorker(h)
+		h.workers = append(h.workers, w)
+		go w.run()
+	}
+	return h
+}
+
+// Stop ends the fan-out workers after they drain what is queued.
+func (h *Hub) Stop() {
+	for _, w := range h.workers {
+		w.stop()
+	}
+}
+
+// NewClient registers a client writing to sink.
+func (h *Hub) NewClient(user, session string, sink Sink, now int64) *Client {
+	c := &Client{User: user, Session: session, hub: h, sink: sink}
+	c.lastSeen.Store(now)
+	h.register(c)
+	return c
+}
+
+// Remove takes a closed client out of every room and the registry. It
+// returns, per room the user has now left entirely, the room name, so the
+// caller can announce presence. Removing twice is harmless.
+func (h *Hub) Remove(c *Client, offline func(room string, usersBefore int)) {
+	if c.gone.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	c.closing = true
+	rooms := append([]*Member(nil), c.rooms...)
+	c.mu.Unlock()
+	for _, m := range rooms {
+		h.leave(m, offline)
+	}
+	h.unregister(c)
+}
+
+func (h *Hub) shard(name string) *roomShard {
+	return &h.rooms[maphash.String(h.seed, name)%roomShards]
+}
+
+// acquire returns the live room called name, creating it, with its lock
+// held and busy counted, so an empty room is not deleted under the caller.
+func (h *Hub) acquire(name string) *Room {
+	s := h.shard(name)
+	for {
+		s.mu.Lock()
+		r := s.rooms[name]
+		if r == nil {
+			r = &Room{name: name, users: make(map[string]*roomUser),
+				worker: h.workers[maphash.String(h.seed, name)%uint64(len(h.workers))]}
+			s.rooms[name] = r
+			h.stats.rooms.Add(1)
+		}
+		s.mu.Unlock()
+		r.mu.Lock()
+		if !r.dead {
+			r.busy++
+			return r
+		}
+		r.mu.Unlock()
+	}
+}
+
+// release undoes acquire: it drops busy, deletes the room when nothing
+// holds it any more, and unlocks it.
+func (h *Hub) release(r *Room) {
+	r.busy--
+	empty := r.busy == 0 && len(r.members) == 0
+	if empty {
+		r.dead = true
+	}
+	r.mu.Unlock()
+	if empty {
+		s := h.shard(r.name)
+		s.mu.Lock()
+		if s.rooms[r.name] == r {
+			delete(s.rooms, r.name)
+			h.stats.rooms.Add(-1)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// lookup returns the live room called name with its lock held, or nil.
+func (h *Hub) lookup(name string) *Room {
+	s := h.shard(name)
+	s.mu.Lock()
+	r := s.rooms[name]
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	if r.dead {
+		r.mu.Unlock()
+		return nil
+	}
+	return r
+}
+
+// JoinResult tells the caller what a join changed.
+type JoinResult struct {
+	Rejoin    bool // c was already a member; its membership was refreshed
+	FirstConn bool // the user had no other connection in the room
+	Users     int  // distinct users in the room after the join
+}
+
+// Join makes c a member of the room called name. Under the room's lock it
+// calls joined, which returns the joined frame and the seq that frame
+// covers: c receives the frame before any live message of the room, and
+// then every message with a greater seq. If joined fails, nothing changes.
+func (h *Hub) Join(c *Client, name string, joined func() (frame []byte, covered uint64, err error)) (JoinResult, error) {
+	r := h.acquire(name)
+	defer h.release(r)
+	frame, covered, err := joined()
+	if err != nil {
+		return JoinResult{}, err
+	}
+	var res JoinResult
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return res, nil
+	}
+	if m := c.memberOf(name); m != nil {
+		res.Rejoin = true
+		m.from = covered
+	} else {
+		m = &Member{room: r, client: c, idx: len(r.members), from: covered, active: true}
+		r.members = append(r.members, m)
+		c.rooms = append(c.rooms, m)
+		u := r.users[c.User]
+		if u == nil {
+			u = &roomUser{}
+			r.users[c.User] = u
+			res.FirstConn = true
+		}
+		u.conns++
+	}
+	c.sendLocked(frame)
+	c.mu.Unlock()
+	res.Users = len(r.users)
+	return res, nil
+}
+
+// Leave removes c from the room called name. It reports whether c was a
+// member; offline is called (under no lock of c) when c's user has no
+// connection left in the room, with the distinct user count before leaving.
+func (h *Hub) Leave(c *Client, name string, offline func(room string, usersBefore int)) bool {
+	c.mu.Lock()
+	m := c.memberOf(name)
+	c.mu.Unlock()
+	if m == nil {
+		return false
+	}
+	return h.leave(m, offline)
+}
+
+func (h *Hub) leave(m *Member, offline func(string, int)) bool {
+	r, c := m.room, m.client
+	r.mu.Lock()
+	c.mu.Lock()
+	if !m.active {
+		c.mu.Unlock()
+		r.mu.Unlock()
+		return false
+	}
+	m.active = false
+	for i, x := range c.rooms {
+		if x == m {
+			last := len(c.rooms) - 1
+			c.rooms[i] = c.rooms[last]
+			c.rooms[last] = nil
+			c.rooms = c.rooms[:last]
+			break
+		}
+	}
+	c.mu.Unlock()
+	last := len(r.members) - 1
+	moved := r.members[last]
+	r.members[m.idx] = moved
+	moved.idx = m.idx
+	r.members[last] = nil
+	r.members = r.members[:last]
+	usersBefore := len(r.users)
+	lastConn := false
+	if u := r.users[c.User]; u != nil {
+		u.conns--
+		if u.conns == 0 {
+			delete(r.users, c.User)
+			lastConn = true
+		}
+	}
+	r.busy++ // release deletes the room if this emptied it
+	h.release(r)
+	if lastConn && offline != nil {
+		offline(r.name, usersBefore)
+	}
+	return true
+}
+
+// Publish stores and fans out one message of the room called name. Under
+// the room's lock it calls store, which returns the message's frame and seq
+// (or ok false to publish nothing); the frame is queued for every member
+// then, so members see the room's messages in store order.
+func (h *Hub) Publish(name string, store func() (frame []byte, seq uint64, ok bool)) {
+	r := h.acquire(name)
+	frame, seq, ok := store()
+	if ok && len(r.members) > 0 {
+		r.worker.enqueue(delivery{room: r, frame: frame, seq: seq})
+	}
+	h.release(r)
+}
+
+// Broadcast queues a frame that is not part of the room's history (typing,
+// read, presence) for every member but exclude.
+func (h *Hub) Broadcast(name string, frame []byte, exclude *Client) {
+	r := h.lookup(name)
+	if r == nil {
+		return
+	}
+	if len(r.members) > 0 {
+		r.worker.enqueue(delivery{room: r, frame: frame, exclude: exclude})
+	}
+	r.mu.Unlock()
+}
+
+// Typing reports whether a typing event from c in the room should be
+// forwarded now: c is a member and its user has not typed there within
+// every ns. It records the forward.
+func (h *Hub) Typing(c *Client, name string, now, every int64) (member, forward bool) {
+	r := h.lookup(name)
+	if r == nil {
+		return false, false
+	}
+	defer r.mu.Unlock()
+	if !c.IsMember(name) {
+		return false, false
+	}
+	u := r.users[c.User]
+	if u == nil || (u.typingAt != 0 && now-u.typingAt < every) {
+		return true, false
+	}
+	u.typingAt = now
+	return true, true
+}
+
+// Read reports whether a read receipt from c for seq should be forwarded:
+// c is a member and seq is above the user's last forwarded receipt there.
+func (h *Hub) Read(c *Client, name string, seq uint64) (member, forward bool) {
+	r := h.lookup(name)
+	if r == nil {
+		return false, false
+	}
+	defer r.mu.Unlock()
+	if !c.IsMember(name) {
+		return false, false
+	}
+	u := r.users[c.User]
+	if u == nil || seq <= u.readSeq {
+		return true, false
+	}
+	u.readSeq = seq
+	return true, true
+}
+
+// Presence returns up to max of the room's distinct users, sorted, and how
+// many there are in all.
+func (h *Hub) Presence(name string, max int) ([]string, int) {
+	r := h.lookup(name)
+	if r == nil {
+		return []string{}, 0
+	}
+	users := make([]string, 0, min(len(r.users), max))
+	for u := range r.users {
+		users = append(users, u)
+	}
+	r.mu.Unlock()
+	sort.Strings(users)
+	total := len(users)
+	if len(users) > max {
+		users = users[:max]
+	}
+	return users, total
+}
+
+// PresenceMaxMembers returns the configured presence event bound.
+func (h *Hub) PresenceMaxMembers() int { return h.cfg.PresenceMaxMembers }

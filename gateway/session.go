@@ -1,0 +1,444 @@
+package gateway
+
+import (
+	"errors"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/chatgw/gateway/codec"
+	"github.com/chatgw/gateway/gateway/history"
+	"github.com/chatgw/gateway/gateway/hub"
+	"github.com/chatgw/gateway/gateway/limit"
+)
+
+// Error codes of protocol v1.
+const (
+	codeBadRequest   = "bad_request"
+	codeUnknownType  = "unknown_type"
+	codeUnauthorized = "unauthorized"
+	codeForbidden    = "forbidden"
+	codeNotJoined    = "not_joined"
+	codeRateLimited  = "rate_limited"
+	codeTooManyRooms = "too_many_rooms"
+	codeUnavailable  = "unavailable"
+	codeInternal     = "internal"
+)
+
+// Close codes the gateway sends beyond the hub's own.
+const (
+	closeInvalidUTF8 = 1007
+	closeAbuse       = 4002
+)
+
+// typingEvery is the typing throttle per user and room (PROTOCOL.md).
+const typingEvery = int64(2 * time.Second)
+
+// session is the gateway's state for one connection. nbio runs a
+// connection's frames one at a time, so the fields below the hub client are
+// only touched from that one handler at a time.
+type session struct {
+	srv *Server
+	ws  *websocket.Conn
+	c   *hub.Client
+
+	bucket   limit.Bucket
+	refusals limit.Refusals
+	pending  *codec.Frame // the reply being built (see frame)
+}
+
+// welcome sends the first frames: welcome, then the inbox's joined.
+func (ss *session) welcome() {
+	cfg := &ss.srv.cfg
+	f := codec.NewFrame()
+	f.B = codec.AppendWelcome(f.B, ss.c.User, ss.c.Session, cfg.NodeID, int(cfg.Heartbeat/time.Second),
+		codec.Limits{MaxMessageBytes: cfg.MaxMessageBytes, Rate: cfg.Rate, Burst: cfg.Burst, MaxRooms: cfg.MaxRooms})
+	ss.c.Send(f.Bytes())
+	f.Release()
+	ss.join(&codec.Request{Type: "join", Room: codec.Inbox(ss.c.User)})
+}
+
+func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
+	ss, _ := ws.Session().(*session)
+	if ss == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	ss.c.Seen(now)
+	if ss.c.Closing() {
+		return
+	}
+	if mt != websocket.TextMessage {
+		if ss.allow(now, "") {
+			ss.fail("", codeBadRequest, "binary frames are not supported; send JSON text frames")
+		}
+		return
+	}
+	if !utf8.Valid(data) {
+		ss.c.Close(closeInvalidUTF8, "invalid UTF-8 in text frame")
+		return
+	}
+	var req codec.Request
+	err := codec.DecodeRequest(data, &req)
+	if req.Type != "ping" && !ss.allow(now, req.ID) {
+		return
+	}
+	if err != nil {
+		ss.fail(req.ID, codeBadRequest, err.Error())
+		return
+	}
+	ss.handle(&req, now)
+}
+
+// allow spends a rate-limit token. A refused frame with an id gets
+// rate_limited; too many refusals close the connection with 4002.
+func (ss *session) allow(now int64, id string) bool {
+	cfg := &ss.srv.cfg
+	if ss.bucket.Allow(cfg.Rate, cfg.Burst, now) {
+		return true
+	}
+	if ss.refusals.Add(now) {
+		ss.c.Close(closeAbuse, "repeated rate limit violations")
+		return false
+	}
+	if id != "" {
+		ss.fail(id, codeRateLimited, "rate limit exceeded; slow down")
+	}
+	return false
+}
+
+func (ss *session) handle(req *codec.Request, now int64) {
+	switch req.Type {
+	case "join":
+		ss.join(req)
+	case "leave":
+		ss.leave(req)
+	case "send":
+		ss.send(req)
+	case "dm":
+		ss.dm(req)
+	case "typing":
+		ss.typing(req, now)
+	case "read":
+		ss.read(req)
+	case "history":
+		ss.history(req)
+	case "presence":
+		ss.presence(req)
+	case "refresh":
+		ss.fail(req.ID, codeUnauthorized, "token refresh needs JWT authentication, which this node does not use")
+	case "ping":
+		ss.reply(codec.AppendPong(ss.frame(), req.ID))
+	default:
+		ss.fail(req.ID, codeUnknownType, "unknown type "+quoteShort(req.Type))
+	}
+}
+
+// frame starts a reply in a pooled buffer; reply finishes and sends it.
+// Replies go to one client and are written at once, so the buffer is free
+// again as soon as Send returns (nbio copies what the socket does not take).
+func (ss *session) frame() []byte {
+	f := codec.NewFrame()
+	ss.pending = f
+	return f.B
+}
+
+func (ss *session) reply(b []byte) {
+	f := ss.pending
+	ss.pending = nil
+	f.B = b
+	ss.c.Send(f.Bytes())
+	f.Release()
+}
+
+func (ss *session) fail(id, code, msg string) {
+	ss.reply(codec.AppendError(ss.frame(), id, code, msg))
+}
+
+// owned encodes a frame into bytes of its own, for frames that outlive
+// this call (fan-out and history share them).
+func owned(build func(b []byte) []byte) []byte {
+	f := codec.NewFrame()
+	f.B = build(f.B)
+	out := f.Owned()
+	f.Release()
+	return out
+}
+
+// checkRoom validates req.Room for an operation on it; own reports whether
+// the room may be the user's own inbox. It replies with the error itself.
+func (ss *session) checkRoom(req *codec.Request, allowInbox bool) bool {
+	switch {
+	case req.Room == "":
+		ss.fail(req.ID, codeBadRequest, `missing "room"`)
+	case !codec.ValidRoom(req.Room):
+		ss.fail(req.ID, codeBadRequest, "invalid room name: 1-64 characters of A-Z a-z 0-9 _ . : - (or @user)")
+	case codec.IsInbox(req.Room) && req.Room[1:] != ss.c.User:
+		ss.fail(req.ID, codeForbidden, "that is someone else's inbox")
+	case codec.IsInbox(req.Room) && !allowInbox:
+		ss.fail(req.ID, codeForbidden, "inboxes take direct messages only; use dm")
+	default:
+		return true
+	}
+	return false
+}
+
+func (ss *session) join(req *codec.Request) {
+	if !ss.checkRoom(req, true) {
+		return
+	}
+	if req.Limit != nil && *req.Limit < 0 {
+		ss.fail(req.ID, codeBadRequest, `"limit" must not be negative`)
+		return
+	}
+	inbox := codec.IsInbox(req.Room)
+	if !inbox && !ss.c.IsMember(req.Room) && ss.c.RoomCount() >= ss.srv.cfg.MaxRooms {
+		ss.fail(req.ID, codeTooManyRooms, "room limit reached; leave a room first")
+		return
+	}
+	res, err := ss.srv.hub.Join(ss.c, req.Room, func() ([]byte, uint64, error) {
+		j, err := ss.srv.joined(req)
+		if err != nil {
+			return nil, 0, err
+		}
+		f := codec.NewFrame()
+		f.B = codec.AppendJoined(f.B, j)
+		// Join sends the frame before returning, so the pooled buffer
+		// could be released then; copying keeps ownership simple.
+		out := f.Owned()
+		f.Release()
+		return out, j.Seq, nil
+	})
+	if err != nil {
+		ss.fail(req.ID, codeUnavailable, "history store unavailable")
+		return
+	}
+	if res.FirstConn && !res.Rejoin && !inbox && res.Users <= ss.srv.hub.PresenceMaxMembers() {
+		ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, req.Room, ss.c.User, true) })
+		ss.srv.hub.Broadcast(req.Room, ev, ss.c)
+	}
+}
+
+// joined computes a join's reply under the room's lock (see hub.Join).
+func (s *Server) joined(req *codec.Request) (*codec.Joined, error) {
+	size := s.cfg.HistorySize
+	j := &codec.Joined{ID: req.ID, Room: req.Room, Messages: [][]byte{}}
+	_, latest, epoch, _, err := s.store.Range(req.Room, 0, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	j.Seq, j.Epoch = latest, epoch
+	limit := size
+	if req.Limit != nil {
+		limit = min(*req.Limit, size)
+	}
+	var msgs []history.Message
+	switch {
+	case req.Since != nil && req.Since.Epoch == epoch && req.Since.Seq <= latest:
+		var complete bool
+		msgs, _, _, complete, err = s.store.Range(req.Room, req.Since.Seq, math.MaxUint64, size)
+		if err != nil {
+			return nil, err
+		}
+		if complete {
+			j.Recovered = true
+			break
+		}
+		msgs, _, _, _, err = s.store.Range(req.Room, 0, math.MaxUint64, limit)
+	case req.Since != nil || req.Limit != nil:
+		msgs, _, _, _, err = s.store.Range(req.Room, 0, math.MaxUint64, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range msgs {
+		j.Messages = append(j.Messages, msgs[i].Payload())
+	}
+	return j, nil
+}
+
+func (ss *session) offline(room string, usersBefore int) {
+	if codec.IsInbox(room) || usersBefore > ss.srv.hub.PresenceMaxMembers() {
+		return
+	}
+	ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, ss.c.User, false) })
+	ss.srv.hub.Broadcast(room, ev, nil)
+}
+
+func (ss *session) leave(req *codec.Request) {
+	if !ss.checkRoom(req, true) {
+		return
+	}
+	if codec.IsInbox(req.Room) {
+		ss.fail(req.ID, codeForbidden, "the personal inbox cannot be left")
+		return
+	}
+	if !ss.srv.hub.Leave(ss.c, req.Room, ss.offline) {
+		ss.fail(req.ID, codeNotJoined, "not joined to "+req.Room)
+		return
+	}
+	ss.reply(codec.AppendLeft(ss.frame(), req.ID, req.Room))
+}
+
+// checkBody validates a send or dm body: text (a string) or data (any JSON
+// value but null), at least one.
+func (ss *session) checkBody(req *codec.Request) bool {
+	if (req.Text == nil || *req.Text == "") && len(req.Data) == 0 {
+		ss.fail(req.ID, codeBadRequest, `a message needs a non-empty "text" or a "data" value`)
+		return false
+	}
+	return true
+}
+
+func (ss *session) send(req *codec.Request) {
+	if !ss.checkRoom(req, false) || !ss.checkBody(req) {
+		return
+	}
+	if !ss.c.IsMember(req.Room) {
+		ss.fail(req.ID, codeNotJoined, "join "+req.Room+" before sending to it")
+		return
+	}
+	m := codec.Message{Room: req.Room, From: ss.c.User, Text: req.Text, Data: req.Data}
+	ack, err := ss.srv.publish(req.Room, ss.c.User, req.Key, &m)
+	ss.ackOrFail(req.ID, ack, err)
+}
+
+func (ss *session) dm(req *codec.Request) {
+	if req.To == "" || !codec.ValidName(req.To) {
+		ss.fail(req.ID, codeBadRequest, `"to" must be a user id: 1-64 characters of A-Z a-z 0-9 _ . : -`)
+		return
+	}
+	if !ss.checkBody(req) {
+		return
+	}
+	m := codec.Message{From: ss.c.User, To: req.To, Text: req.Text, Data: req.Data}
+	m.Room = codec.Inbox(req.To)
+	ack, err := ss.srv.publish(m.Room, ss.c.User, req.Key, &m)
+	if err == nil && !ack.dup && req.To != ss.c.User {
+		m.Room = codec.Inbox(ss.c.User)
+		_, err = ss.srv.publish(m.Room, ss.c.User, "", &m)
+	}
+	ss.ackOrFail(req.ID, ack, err)
+}
+
+type pubAck struct {
+	history.Ack
+	dup bool
+}
+
+// publish stores m in room (setting its seq and ts) and fans it out. With a
+// key already used by user, it returns the original ack and does nothing.
+func (s *Server) publish(room, user, key string, m *codec.Message) (pubAck, error) {
+	var ack pubAck
+	var err error
+	s.hub.Publish(room, func() ([]byte, uint64, bool) {
+		var msg history.Message
+		msg, ack.Ack, ack.dup, err = s.store.Append(room, user, key, func(seq uint64, ts int64) []byte {
+			m.Seq, m.TS = seq, ts
+			return owned(func(b []byte) []byte { return codec.AppendMessage(b, m) })
+		})
+		if err != nil || ack.dup {
+			return nil, 0, false
+		}
+		return msg.Frame, msg.Seq, true
+	})
+	return ack, err
+}
+
+func (ss *session) ackOrFail(id string, ack pubAck, err error) {
+	switch {
+	case errors.Is(err, history.ErrUnavailable):
+		ss.fail(id, codeUnavailable, "history store unavailable; retry with the same key")
+	case err != nil:
+		ss.fail(id, codeInternal, "could not store the message")
+	default:
+		ss.reply(codec.AppendAck(ss.frame(), id, ack.Room, ack.Seq, ack.TS))
+	}
+}
+
+func (ss *session) typing(req *codec.Request, now int64) {
+	if !ss.checkRoom(req, false) {
+		return
+	}
+	member, forward := ss.srv.hub.Typing(ss.c, req.Room, now, typingEvery)
+	if !member {
+		ss.fail(req.ID, codeNotJoined, "join "+req.Room+" first")
+		return
+	}
+	if forward {
+		ev := owned(func(b []byte) []byte { return codec.AppendTyping(b, req.Room, ss.c.User) })
+		ss.srv.hub.Broadcast(req.Room, ev, ss.c)
+	}
+}
+
+func (ss *session) read(req *codec.Request) {
+	if !ss.checkRoom(req, false) {
+		return
+	}
+	if req.Seq == nil || *req.Seq == 0 {
+		ss.fail(req.ID, codeBadRequest, `"seq" must be a positive integer`)
+		return
+	}
+	member, forward := ss.srv.hub.Read(ss.c, req.Room, *req.Seq)
+	if !member {
+		ss.fail(req.ID, codeNotJoined, "join "+req.Room+" first")
+		return
+	}
+	if forward {
+		ev := owned(func(b []byte) []byte { return codec.AppendRead(b, req.Room, ss.c.User, *req.Seq) })
+		ss.srv.hub.Broadcast(req.Room, ev, ss.c)
+	}
+}
+
+func (ss *session) history(req *codec.Request) {
+	if !ss.checkRoom(req, true) {
+		return
+	}
+	if req.Limit != nil && *req.Limit < 0 {
+		ss.fail(req.ID, codeBadRequest, `"limit" must not be negative`)
+		return
+	}
+	if !ss.c.IsMember(req.Room) {
+		ss.fail(req.ID, codeNotJoined, "join "+req.Room+" before reading its history")
+		return
+	}
+	limit := min(50, ss.srv.cfg.HistorySize)
+	if req.Limit != nil {
+		limit = min(*req.Limit, ss.srv.cfg.HistorySize)
+	}
+	before := uint64(math.MaxUint64)
+	if req.Before != nil {
+		before = *req.Before
+	}
+	msgs, _, _, _, err := ss.srv.store.Range(req.Room, 0, before, limit)
+	if err != nil {
+		ss.fail(req.ID, codeUnavailable, "history store unavailable")
+		return
+	}
+	raws := make([][]byte, len(msgs))
+	for i := range msgs {
+		raws[i] = msgs[i].Payload()
+	}
+	ss.reply(codec.AppendHistory(ss.frame(), req.ID, req.Room, raws))
+}
+
+// presenceListMax bounds the users listed in a presence reply.
+const presenceListMax = 1000
+
+func (ss *session) presence(req *codec.Request) {
+	if !ss.checkRoom(req, true) {
+		return
+	}
+	users, total := ss.srv.hub.Presence(req.Room, presenceListMax)
+	ss.reply(codec.AppendPresenceList(ss.frame(), req.ID, req.Room, users, total))
+}
+
+// quoteShort bounds client-chosen text echoed in error messages.
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "..."
+	}
+	return `"` + s + `"`
+}
