@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/binary"
+	"unicode/utf8"
 
 	"github.com/valyala/bytebufferpool"
 )
@@ -100,10 +101,15 @@ func (f *Frame) Owned() []byte {
 var PingFrame = []byte{0x89, 0x00}
 
 // CloseFrame returns a close frame with code and reason (truncated to fit
-// the 125-byte control frame limit).
+// the 125-byte control frame limit, at a rune boundary: the reason must stay
+// valid UTF-8, RFC 6455 5.5.1).
 func CloseFrame(code int, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		n := 123
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	b := make([]byte, 4, 4+len(reason))
 	b[0] = 0x88

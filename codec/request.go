@@ -58,12 +58,13 @@ func DecodeRequest(b []byte, r *Request) error {
 		r.ID = recoverID(b)
 		return fmt.Errorf("%w: malformed frame: %v", ErrBadRequest, shortErr(err))
 	}
-	if r.Type == "" {
-		return fmt.Errorf("%w: missing string field \"type\"", ErrBadRequest)
-	}
+	// The id is checked first: every error reply may carry r.ID.
 	if len(r.ID) > MaxIDLen {
 		r.ID = ""
 		return fmt.Errorf("%w: id longer than %d bytes", ErrBadRequest, MaxIDLen)
+	}
+	if r.Type == "" {
+		return fmt.Errorf("%w: missing string field \"type\"", ErrBadRequest)
 	}
 	if len(r.Key) > MaxIDLen {
 		return fmt.Errorf("%w: key longer than %d bytes", ErrBadRequest, MaxIDLen)
