@@ -54,7 +54,9 @@ type Store interface {
 
 	// Range returns, ascending, the newest limit messages of room with
 	// after < seq < before, the room's latest seq and epoch, and complete:
-	// whether every message in that seq range was still held.
+	// whether every message in that seq range was still held and returned
+	// (false when limit cut the answer short).
+	// With limit <= 0 it returns no messages: a query for latest and epoch.
 	Range(room string, after, before uint64, limit int) (msgs []Message, latest uint64, epoch string, complete bool, err error)
 
 	// Close releases the store's resources.

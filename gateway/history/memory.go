@@ -112,8 +112,11 @@ func (m *Memory) Range(room string, after, before uint64, limit int) ([]Message,
 	}
 	n := len(r.buf)
 	oldest := r.latest + 1 - uint64(n) // seq of the oldest held message
-	complete := after+1 >= oldest || after >= before
-	if limit <= 0 || after+1 >= before {
+	// empty: no seq lies strictly between after and before (not after+1 >=
+	// before, which wraps to 0 when after is the largest seq).
+	empty := after >= before || after+1 == before
+	complete := empty || after+1 >= oldest
+	if limit <= 0 || empty {
 		return nil, r.latest, m.epoch, complete, nil
 	}
 	lo := after + 1

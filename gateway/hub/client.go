@@ -9,6 +9,7 @@ import (
 
 // Sink is the socket a Client writes to. Write must not block: it sends what
 // the kernel takes and queues the rest (nbio.Conn.Write does exactly this).
+// Write must not keep b after returning: fan-out reuses its buffer.
 // Close drops the connection at once.
 type Sink interface {
 	Write(b []byte) (int, error)
@@ -55,22 +56,22 @@ func (c *Client) Pending() int64 {
 	return c.queued - c.written.Load()
 }
 
-// Send writes one complete frame to the client, unless it is closing. A
-// frame that would take the client's pending bytes over the hub's cap closes
-// it as a slow consumer (4001) instead.
+// Send writes one complete frame to the client, unless it is closing. When
+// the bytes the socket has not taken exceed the hub's cap afterwards, the
+// client is closed as a slow consumer (4001).
 func (c *Client) Send(frame []byte) {
 	c.mu.Lock()
 	c.sendLocked(frame)
 	c.mu.Unlock()
 }
 
+// The cap is checked after the write, on what the socket did not take: a
+// large coalesced batch to a client that reads is fine, a client that does
+// not read is closed as soon as its backlog passes the cap. The backlog is
+// thus bounded by the cap plus one write (fan-out bounds those, see
+// maxWriteBytes), and every frame before the close frame is whole.
 func (c *Client) sendLocked(b []byte) {
 	if c.closing {
-		return
-	}
-	if max := c.hub.cfg.MaxOutboundBytes; max > 0 && c.queued-c.written.Load()+int64(len(b)) > max {
-		c.hub.stats.slowConsumers.Add(1)
-		c.closeLocked(CloseSlowConsumer, "slow consumer: outbound buffer over its cap")
 		return
 	}
 	c.queued += int64(len(b))
@@ -78,6 +79,11 @@ func (c *Client) sendLocked(b []byte) {
 		// The socket is gone; nbio reports the close and the gateway
 		// removes the client. Stop writing to it meanwhile.
 		c.closing = true
+		return
+	}
+	if max := c.hub.cfg.MaxOutboundBytes; max > 0 && c.queued-c.written.Load() > max {
+		c.hub.stats.slowConsumers.Add(1)
+		c.closeLocked(CloseSlowConsumer, "slow consumer: outbound buffer over its cap")
 	}
 }
 

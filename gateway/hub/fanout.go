@@ -82,6 +82,24 @@ func (w *worker) run() {
 	}
 }
 
+// maxWriteBytes bounds one coalesced write, which bounds how far a client's
+// backlog can overshoot its cap (see Client.sendLocked).
+const maxWriteBytes = 256 << 10
+
+// flush writes the n frames gathered for c: the single frame one, or the
+// coalesced buffer, and returns the number of writes made. c.mu is held.
+func (w *worker) flush(c *Client, one []byte, n int) int64 {
+	switch {
+	case n == 1:
+		c.sendLocked(one)
+	case n > 1:
+		c.sendLocked(w.buf)
+	default:
+		return 0
+	}
+	return 1
+}
+
 // maxKeptBuf bounds the coalescing buffer a worker keeps between batches.
 const maxKeptBuf = 1 << 20
 
@@ -127,6 +145,11 @@ func (w *worker) deliverRun(run []delivery) {
 			if d.exclude == c || (d.seq != 0 && d.seq <= m.from) {
 				continue
 			}
+			if n > 0 && max(len(w.buf), len(one))+len(d.frame) > maxWriteBytes {
+				delivered += int64(n)
+				writes += w.flush(c, one, n)
+				w.buf, n = w.buf[:0], 0
+			}
 			if n == 0 {
 				one = d.frame
 			} else {
@@ -137,17 +160,9 @@ func (w *worker) deliverRun(run []delivery) {
 			}
 			n++
 		}
-		switch {
-		case n == 1:
-			c.sendLocked(one)
-		case n > 1:
-			c.sendLocked(w.buf)
-		}
+		writes += w.flush(c, one, n)
 		c.mu.Unlock()
-		if n > 0 {
-			delivered += int64(n)
-			writes++
-		}
+		delivered += int64(n)
 	}
 	clear(w.members)
 	w.hub.stats.delivered.Add(delivered)
