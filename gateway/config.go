@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 )
@@ -56,7 +57,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --addr is empty")
 	case c.MaxMessageBytes < 64:
 		return fmt.Errorf("gateway: --max-message-bytes %d is below 64", c.MaxMessageBytes)
-	case c.Rate <= 0 || c.Burst < 1:
+	case !(c.Rate > 0) || math.IsInf(c.Rate, 1) || c.Burst < 1:
 		return fmt.Errorf("gateway: --rate and --burst must be positive (got %v, %d)", c.Rate, c.Burst)
 	case c.MaxRooms < 1:
 		return fmt.Errorf("gateway: --max-rooms must be at least 1")

@@ -222,7 +222,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // the socket silently) and a closing connection's input is discarded.
 func (s *Server) onData(c *nbio.Conn, data []byte) {
 	ws, ok := c.Session().(*websocket.Conn)
-	if !ok || ws.UnderlayerConn() != net.Conn(c) {
+	if !ok || socketOf(ws) != net.Conn(c) {
 		c.DataHandler()(c, data)
 		return
 	}
@@ -244,6 +244,16 @@ func (s *Server) onData(c *nbio.Conn, data []byte) {
 		return
 	}
 	sess.c.Close(1002, "protocol error")
+}
+
+// socketOf returns the connection a WebSocket writes to, unwrapped from
+// nbhttp's hijack wrapper: *nbio.Conn for plain connections.
+func socketOf(ws *websocket.Conn) net.Conn {
+	c := ws.UnderlayerConn()
+	if hc, ok := c.(*nbhttp.Conn); ok {
+		return hc.Conn
+	}
+	return c
 }
 
 func sessionOf(c *nbio.Conn) *session {
@@ -316,7 +326,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UnixNano()
 	sess := &session{srv: s, ws: ws}
 	sess.bucket.Init(s.cfg.Burst, now)
-	sess.c = s.hub.NewClient(user, newSessionID(), ws.UnderlayerConn(), now)
+	sess.c = s.hub.NewClient(user, newSessionID(), socketOf(ws), now)
 	sess.c.Value = sess
 	ws.SetSession(sess)
 	sess.welcome()

@@ -82,7 +82,9 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	}
 	var req codec.Request
 	err := codec.DecodeRequest(data, &req)
-	if req.Type != "ping" && !ss.allow(now, req.ID) {
+	// Application pings are exempt from the rate limit; a frame that failed
+	// to decode is not a ping, whatever its type field said.
+	if (err != nil || req.Type != "ping") && !ss.allow(now, req.ID) {
 		return
 	}
 	if err != nil {

@@ -1,0 +1,263 @@
+package gateway_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatgw/gateway/gateway"
+)
+
+// Every error code and close code the core can produce, over real sockets.
+
+func TestBadRequests(t *testing.T) {
+	n := startNode(t, nil)
+	a := n.dial(t, "alice")
+	cases := []struct{ name, frame, id string }{
+		{"malformed JSON", `{"type":"join","id":"m1","room":`, ""},
+		{"not an object", `[1,2,3]`, ""},
+		{"missing type", `{"id":"m2","room":"general"}`, "m2"},
+		{"type not a string", `{"type":5,"id":"m3"}`, "m3"},
+		{"wrong field type", `{"type":"join","id":"m4","room":"general","limit":"ten"}`, "m4"},
+		{"bad room name", `{"type":"join","id":"m5","room":"no spaces"}`, "m5"},
+		{"room too long", `{"type":"join","id":"m6","room":"` + strings.Repeat("r", 65) + `"}`, "m6"},
+		{"missing room", `{"type":"send","id":"m7","text":"hi"}`, "m7"},
+		{"empty message", `{"type":"send","id":"m8","room":"general"}`, "m8"},
+		{"dm without to", `{"type":"dm","id":"m9","text":"hi"}`, "m9"},
+		{"dm to a bad name", `{"type":"dm","id":"m10","to":"b b","text":"hi"}`, "m10"},
+		{"negative limit", `{"type":"join","id":"m11","room":"general","limit":-1}`, "m11"},
+		{"read without seq", `{"type":"read","id":"m12","room":"general"}`, "m12"},
+		{"id too long", `{"type":"ping","id":"` + strings.Repeat("i", 65) + `"}`, ""},
+		{"key too long", `{"type":"send","id":"m13","room":"general","text":"x","key":"` + strings.Repeat("k", 65) + `"}`, "m13"},
+	}
+	a.join("general")
+	for _, tc := range cases {
+		a.send(tc.frame)
+		f := a.waitFor("error", nil)
+		if f.str("code") != "bad_request" || f.str("id") != tc.id || f.str("message") == "" {
+			t.Errorf("%s: got %v, want bad_request with id %q", tc.name, f, tc.id)
+		}
+	}
+	// Binary frames are answered, not fatal.
+	if err := a.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	expectError(t, a.waitFor("error", nil), "bad_request")
+	// And nothing above broke the connection or lost state.
+	if ack := a.sendText("general", "still here"); ack.num("seq") != 1 {
+		t.Fatalf("ack after bad input: %v", ack)
+	}
+}
+
+func TestUnknownType(t *testing.T) {
+	n := startNode(t, nil)
+	a := n.dial(t, "alice")
+	f := a.request(map[string]any{"type": "teleport", "id": "u1"})
+	expectError(t, f, "unknown_type")
+}
+
+func TestNotJoined(t *testing.T) {
+	n := startNode(t, nil)
+	a := n.dial(t, "alice")
+	for _, req := range []map[string]any{
+		{"type": "send", "id": "n1", "room": "general", "text": "hi"},
+		{"type": "history", "id": "n2", "room": "general"},
+		{"type": "typing", "id": "n3", "room": "general"},
+		{"type": "read", "id": "n4", "room": "general", "seq": 3},
+		{"type": "leave", "id": "n5", "room": "general"},
+	} {
+		expectError(t, a.request(req), "not_joined")
+	}
+}
+
+func TestForbidden(t *testing.T) {
+	n := startNode(t, nil)
+	a := n.dial(t, "alice")
+	expectError(t, a.request(map[string]any{"type": "send", "id": "f1", "room": "@alice", "text": "x"}), "forbidden")
+	expectError(t, a.request(map[string]any{"type": "leave", "id": "f2", "room": "@alice"}), "forbidden")
+	expectError(t, a.request(map[string]any{"type": "join", "id": "f3", "room": "@bob"}), "forbidden")
+}
+
+func TestTooManyRooms(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) { c.MaxRooms = 3; c.Burst = 100 })
+	a := n.dial(t, "alice")
+	for i := 0; i < 3; i++ {
+		a.join(fmt.Sprint("r", i))
+	}
+	expectError(t, a.request(map[string]any{"type": "join", "id": "x", "room": "r3"}), "too_many_rooms")
+	// Re-joining a room already joined and the inbox are not new rooms.
+	a.join("r1")
+	a.join("@alice")
+	// Leaving frees a place.
+	a.request(map[string]any{"type": "leave", "id": "l", "room": "r0"})
+	a.join("r3")
+}
+
+func TestRateLimitAndAbuseClose(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) { c.Rate = 1; c.Burst = 5 })
+	a := n.dial(t, "alice")
+	for i := 0; i < 5; i++ {
+		if f := a.request(map[string]any{"type": "presence", "id": fmt.Sprint("p", i), "room": "general"}); f.str("type") != "presence" {
+			t.Fatalf("within burst: %v", f)
+		}
+	}
+	expectError(t, a.request(map[string]any{"type": "presence", "id": "over", "room": "general"}), "rate_limited")
+	// Application ping is never limited.
+	if f := a.request(map[string]any{"type": "ping", "id": "pp"}); f.str("type") != "pong" {
+		t.Fatalf("ping while limited: %v", f)
+	}
+	// Refused frames without an id are dropped silently.
+	a.send(map[string]any{"type": "typing", "room": "general"})
+	a.quiet("error", 200*time.Millisecond)
+	// 10 refusals within 10 s: closed with 4002 (two refusals so far).
+	for i := 0; i < 8; i++ {
+		a.send(map[string]any{"type": "presence", "id": fmt.Sprint("x", i), "room": "general"})
+	}
+	a.expectClose(4002)
+}
+
+func TestMessageSizeLimit(t *testing.T) {
+	const max = 1024
+	n := startNode(t, func(c *gateway.Config) { c.MaxMessageBytes = max })
+	a := n.dial(t, "alice")
+	a.join("general")
+	frameOf := func(size int) string {
+		head := `{"type":"send","id":"big","room":"general","text":"`
+		tail := `"}`
+		return head + strings.Repeat("x", size-len(head)-len(tail)) + tail
+	}
+	exact := frameOf(max)
+	if len(exact) != max {
+		t.Fatal("test frame has the wrong size")
+	}
+	a.send(exact)
+	if ack := a.waitFor("ack", nil); ack.num("seq") != 1 {
+		t.Fatalf("exactly max_message_bytes: %v", ack)
+	}
+	a.send(frameOf(max + 1))
+	a.expectClose(1009)
+}
+
+func TestFragmentedMessageMeasuredWhole(t *testing.T) {
+	const max = 1024
+	n := startNode(t, func(c *gateway.Config) { c.MaxMessageBytes = max })
+	a := n.dial(t, "alice")
+	w, err := a.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three fragments of 400 bytes: each is small, together over the limit.
+	msg := `{"type":"ping","id":"` + strings.Repeat("p", 1200) + `"}`
+	for len(msg) > 0 {
+		k := min(400, len(msg))
+		if _, err := w.Write([]byte(msg[:k])); err != nil {
+			t.Fatal(err)
+		}
+		msg = msg[k:]
+	}
+	_ = w.Close()
+	a.expectClose(1009)
+}
+
+func TestInvalidUTF8Closes1007(t *testing.T) {
+	n := startNode(t, nil)
+	a := n.dial(t, "alice")
+	if err := a.ws.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")); err != nil {
+		t.Fatal(err)
+	}
+	a.expectClose(1007)
+}
+
+// rawFrame builds a masked client frame by hand, for what a well-behaved
+// library refuses to send.
+func rawFrame(first byte, payload []byte) []byte {
+	b := []byte{first, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+	for i, c := range payload {
+		b = append(b, c^b[2+i%4])
+	}
+	return b
+}
+
+func TestProtocolViolationCloses1002(t *testing.T) {
+	n := startNode(t, nil)
+	for name, first := range map[string]byte{
+		"reserved bits set": 0x81 | 0x20,
+		"reserved opcode":   0x83,
+		"fragmented ping":   0x09,
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := n.dial(t, "alice")
+			if _, err := a.ws.UnderlyingConn().Write(rawFrame(first, []byte(`{}`))); err != nil {
+				t.Fatal(err)
+			}
+			a.expectClose(1002)
+		})
+	}
+}
+
+// A continuation frame with no message to continue is refused by nbio
+// after parsing, where the gateway cannot add a close frame: the socket is
+// dropped (clients see 1006). Documented in docs/protocol.md.
+func TestOrphanContinuationDropsConnection(t *testing.T) {
+	n := startNode(t, nil)
+	a := n.dial(t, "alice")
+	if _, err := a.ws.UnderlyingConn().Write(rawFrame(0x80, []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.closed:
+	case <-time.After(waitFrame):
+		t.Fatal("connection not closed after an orphan continuation frame")
+	}
+	// The node is unaffected.
+	b := n.dial(t, "bob")
+	b.request(map[string]any{"type": "ping", "id": "ok"})
+}
+
+func TestClientCloseIsEchoed(t *testing.T) {
+	n := startNode(t, nil)
+	a := n.dial(t, "alice")
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := a.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	a.expectClose(1000)
+}
+
+func TestHeartbeat(t *testing.T) {
+	const hb = time.Second
+	n := startNode(t, func(c *gateway.Config) { c.Heartbeat = hb })
+	live := n.dial(t, "alive") // gorilla answers pings by itself
+	silent := n.dial(t, "silent")
+	pings := make(chan struct{}, 16)
+	silent.ws.SetPingHandler(func(string) error { pings <- struct{}{}; return nil }) // never answers
+	start := time.Now()
+	select {
+	case <-pings:
+	case <-time.After(2 * hb):
+		t.Fatal("no WebSocket ping within one heartbeat")
+	}
+	silent.expectClose(1000)
+	took := time.Since(start)
+	// Between 2 and 3 heartbeats after the last frame (the dial), with
+	// slack for scheduling.
+	if took < 2*hb-100*time.Millisecond || took > 3*hb+500*time.Millisecond {
+		t.Fatalf("silent connection closed after %v, want 2-3 x %v", took, hb)
+	}
+	// The answering connection is still open.
+	if f := live.request(map[string]any{"type": "ping", "id": "ok"}); f.str("type") != "pong" {
+		t.Fatalf("live connection: %v", f)
+	}
+}
+
+func TestCloseFrameFormat(t *testing.T) {
+	// Guards rawFrame, on which the 1002 test depends.
+	b := rawFrame(0x81, []byte("ab"))
+	if len(b) != 8 || b[1] != 0x82 || binary.BigEndian.Uint32(b[2:6]) != 0x01020304 || b[6] != 'a'^1 {
+		t.Fatalf("rawFrame = % x", b)
+	}
+}
