@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"math"
+	"runtime/debug"
 	"time"
 	"unicode/utf8"
 
@@ -30,6 +31,7 @@ const (
 // Close codes the gateway sends beyond the hub's own.
 const (
 	closeInvalidUTF8 = 1007
+	closeInternal    = 1011
 	closeAbuse       = 4002
 )
 
@@ -70,6 +72,14 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	if ss.c.Closing() {
 		return
 	}
+	// A bug in a handler must cost one connection (1011), not the node.
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panic", "user", ss.c.User, "session", ss.c.Session, "panic", r,
+				"stack", string(debug.Stack()))
+			ss.c.Close(closeInternal, "internal error")
+		}
+	}()
 	if mt != websocket.TextMessage {
 		if ss.allow(now, "") {
 			ss.fail("", codeBadRequest, "binary frames are not supported; send JSON text frames")
