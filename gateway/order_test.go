@@ -231,7 +231,7 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 	const (
 		msgs    = 1200
 		textLen = 8000
-		cap     = 512 << 10
+		cap     = 1 << 20
 	)
 	n := startNode(t, func(c *gateway.Config) {
 		c.Rate, c.Burst = 100000, 100000
@@ -260,8 +260,16 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 	}
 
 	text := strings.Repeat("x", textLen)
+	// The sender is well-behaved: at most window sends unacknowledged, and
+	// it reads everything, so its own outbound backlog stays small.
+	const window = 16
+	credit := make(chan struct{}, window)
+	for i := 0; i < window; i++ {
+		credit <- struct{}{}
+	}
 	go func() {
 		for i := 0; i < msgs; i++ {
+			<-credit
 			b := fmt.Sprintf(`{"type":"send","id":"%d","room":"general","text":"%s"}`, i, text)
 			if sender.ws.WriteMessage(websocket.TextMessage, []byte(b)) != nil {
 				return
@@ -275,6 +283,7 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 		switch f.str("type") {
 		case "ack":
 			acks++
+			credit <- struct{}{}
 		case "message":
 			if f.num("seq") != seq {
 				t.Fatalf("sender: seq %d, want %d", f.num("seq"), seq)
@@ -285,6 +294,7 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 	for acks < msgs {
 		if f := sender.next(); f.str("type") == "ack" {
 			acks++
+			credit <- struct{}{}
 		}
 	}
 	collect(t, fast, "general", 1, msgs)
