@@ -24,8 +24,23 @@ type Config struct {
 	PresenceMaxMembers int           // no presence events above this many users
 	OutboundMaxBytes   int64         // pending outbound bytes cap; over it 4001
 	DrainTimeout       time.Duration // SIGTERM: close everything within this
-	Logger             *slog.Logger
+
+	// Authentication and admission (see README "Security").
+	JWTSecret        string        // HS256 secret
+	JWTPublicKeyFile string        // PEM public key for RS256 / ES256
+	JWTAudience      string        // required "aud" when set
+	JWTIssuer        string        // required "iss" when set
+	Origins          []string      // allowed Origin values; empty: any
+	MaxConns         int           // connection cap; 0: none (HTTP 503 at it)
+	MaxConnsPerIP    int           // per client address; 0: none (HTTP 429)
+	HandshakeTimeout time.Duration // a socket must complete its upgrade within this
+	TLSCert, TLSKey  string        // PEM files: serve wss:// on Addr
+
+	Logger *slog.Logger
 }
+
+// AuthConfigured reports whether a JWT key is set.
+func (c *Config) AuthConfigured() bool { return c.JWTSecret != "" || c.JWTPublicKeyFile != "" }
 
 // DefaultConfig returns the defaults documented in the README.
 func DefaultConfig() Config {
@@ -47,6 +62,7 @@ func DefaultConfig() Config {
 		PresenceMaxMembers: 1000,
 		OutboundMaxBytes:   1 << 20,
 		DrainTimeout:       10 * time.Second,
+		HandshakeTimeout:   5 * time.Second,
 	}
 }
 
@@ -71,8 +87,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --outbound-max-bytes is negative")
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("gateway: --drain-timeout is negative")
-	case !c.Anonymous:
-		return fmt.Errorf("gateway: authentication is not available yet; run with --anonymous")
+	case !c.Anonymous && !c.AuthConfigured():
+		return fmt.Errorf("gateway: no way to identify users: set --jwt-secret or --jwt-public-key, or --anonymous")
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+		return fmt.Errorf("gateway: --max-conns and --max-conns-per-ip must not be negative")
+	case c.HandshakeTimeout < 100*time.Millisecond:
+		return fmt.Errorf("gateway: --handshake-timeout %v is below 100ms", c.HandshakeTimeout)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return fmt.Errorf("gateway: --tls-cert and --tls-key go together")
 	}
 	return nil
 }

@@ -16,17 +16,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/mempool"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/chatgw/gateway/codec"
+	"github.com/chatgw/gateway/gateway/auth"
 	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/gateway/hub"
 )
@@ -45,6 +48,10 @@ type Server struct {
 	engine   *nbhttp.Engine
 	upgrader *websocket.Upgrader
 	admin    *http.Server
+
+	verifier *auth.Verifier // nil without a JWT key
+	admit    admission
+	expiries expiries
 
 	addr      atomic.Value // string: the bound public address
 	adminAddr string
@@ -74,6 +81,22 @@ func New(cfg Config) (*Server, error) {
 		store:    history.NewMemory(cfg.HistorySize, nil),
 		stopTick: make(chan struct{}),
 	}
+	s.admit = admission{maxConns: cfg.MaxConns, maxPerIP: cfg.MaxConnsPerIP, perIP: map[string]int{}}
+	if cfg.AuthConfigured() {
+		ac := auth.Config{Secret: []byte(cfg.JWTSecret), Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}
+		if cfg.JWTPublicKeyFile != "" {
+			pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("gateway: --jwt-public-key: %w", err)
+			}
+			ac.PublicKeyPEM = pem
+		}
+		v, err := auth.NewVerifier(ac)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		s.verifier = v
+	}
 	s.hub = hub.New(hub.Config{
 		MaxOutboundBytes:   cfg.OutboundMaxBytes,
 		PresenceMaxMembers: cfg.PresenceMaxMembers,
@@ -89,10 +112,9 @@ func New(cfg Config) (*Server, error) {
 		// a close frame) trips first, this only guards against drift.
 		backstop = int(cfg.OutboundMaxBytes) + 1<<20
 	}
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
+	ecfg := nbhttp.Config{
 		Name:    "gateway",
 		Network: "tcp",
-		Addrs:   []string{cfg.Addr},
 		Listen: func(network, addr string) (net.Listener, error) {
 			ln, err := net.Listen(network, addr)
 			if err == nil {
@@ -104,9 +126,24 @@ func New(cfg Config) (*Server, error) {
 		Handler:                 mux,
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      backstop,
-		KeepaliveTime:           30 * time.Second, // idle HTTP before upgrade
-		MaxLoad:                 1 << 22,
-	})
+		// Until the upgrade, a socket's read deadline is the handshake
+		// timeout (kept in nbio's timer heap, not a goroutine or timer per
+		// socket), and it is not extended by partial reads: a client that
+		// dribbles its request byte by byte is dropped all the same.
+		KeepaliveTime: cfg.HandshakeTimeout,
+		MaxLoad:       1 << 22,
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: TLS: %w", err)
+		}
+		ecfg.AddrsTLS = []string{cfg.Addr}
+		ecfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	} else {
+		ecfg.Addrs = []string{cfg.Addr}
+	}
+	s.engine = nbhttp.NewEngine(ecfg)
 	// UTF-8 is checked in onMessage, which closes with 1007 as the protocol
 	// asks; nbio's own check would close with 1002.
 	s.engine.CheckUtf8 = func([]byte) bool { return true }
@@ -166,7 +203,15 @@ func (s *Server) Start() error {
 	}
 	s.tickDone.Add(1)
 	go s.tick()
-	s.log.Info("gateway listening", "ws", "ws://"+s.Addr()+"/ws", "admin", s.adminAddr,
+	if s.verifier == nil && !isLoopback(s.Addr()) {
+		s.log.Warn("listening on a non-loopback address with no authentication: anyone who can reach it may connect as any user",
+			"addr", s.Addr())
+	}
+	scheme := "ws://"
+	if s.cfg.TLSCert != "" {
+		scheme = "wss://"
+	}
+	s.log.Info("gateway listening", "ws", scheme+s.Addr()+"/ws", "admin", s.adminAddr,
 		"node", s.cfg.NodeID, "anonymous", s.cfg.Anonymous)
 	return nil
 }
@@ -189,12 +234,21 @@ func (s *Server) tick() {
 	t := time.NewTicker(step)
 	defer t.Stop()
 	idle := int64(2 * s.cfg.Heartbeat)
-	for i := 0; ; i++ {
+	// Token expiry is checked four times a second: a connection is closed
+	// within 1 s of its exp.
+	exp := time.NewTicker(250 * time.Millisecond)
+	defer exp.Stop()
+	for i := 0; ; {
 		select {
 		case <-s.stopTick:
 			return
 		case now := <-t.C:
 			s.hub.Tick(i, now.UnixNano(), idle)
+			i++
+		case now := <-exp.C:
+			for _, ss := range s.expiries.due(now) {
+				ss.c.Close(closeTokenExpired, "token expired; refresh and reconnect")
+			}
 		}
 	}
 }
@@ -296,6 +350,8 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 		return
 	}
 	s.hub.Remove(sess.c, sess.offline)
+	s.expiries.set(sess, 0)
+	s.admit.release(sess.ip)
 }
 
 func newSessionID() string {
@@ -304,30 +360,103 @@ func newSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// serveWS admits a connection: it names the user, upgrades, greets the
-// client and joins its inbox.
+// serveWS admits a connection: it checks the origin, the connection caps
+// and the user's identity, all before upgrading, then greets the client and
+// joins its inbox. A refused handshake gets its HTTP status and no socket.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ip := remoteIP(r)
+	refuse := func(status int, reason string) {
+		s.log.Info("handshake refused", "status", status, "reason", reason, "remote", ip)
+		refuseHTTP(w, status, reason)
+	}
 	if s.draining.Load() {
-		http.Error(w, "node is draining", http.StatusServiceUnavailable)
+		refuse(http.StatusServiceUnavailable, "node is draining")
 		return
+	}
+	if !originAllowed(s.cfg.Origins, r) {
+		refuse(http.StatusForbidden, "origin not allowed")
+		return
+	}
+	ident, status, reason := s.identify(r)
+	if status != 0 {
+		refuse(status, reason)
+		return
+	}
+	if status := s.admit.admit(ip); status != 0 {
+		if status == http.StatusTooManyRequests {
+			refuse(status, "too many connections from your address")
+		} else {
+			refuse(status, "node is at its connection cap")
+		}
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.admit.release(ip)
+		return // the upgrader has answered with an HTTP error
+	}
+	now := time.Now().UnixNano()
+	sess := &session{srv: s, ws: ws, ip: ip, ident: ident, expIdx: -1}
+	sess.bucket.Init(s.cfg.Burst, now)
+	sess.c = s.hub.NewClient(ident.User, newSessionID(), socketOf(ws), now)
+	sess.c.Value = sess
+	ws.SetSession(sess)
+	s.expiries.set(sess, unixNano(ident.Expires))
+	sess.welcome()
+}
+
+// identify names the user of a handshake: from a verified JWT when one is
+// presented, else from ?user= in anonymous mode. It returns an HTTP status
+// and reason when the handshake must be refused. The token never reaches a
+// log line or a reply.
+func (s *Server) identify(r *http.Request) (*auth.Identity, int, string) {
+	token := bearer(r)
+	if token != "" || !s.cfg.Anonymous {
+		if s.verifier == nil {
+			return nil, http.StatusUnauthorized, "this node does not accept tokens; connect with ?user="
+		}
+		id, err := s.verifier.Verify(token)
+		if err != nil {
+			return nil, http.StatusUnauthorized, err.Error()
+		}
+		return id, 0, ""
 	}
 	user := r.URL.Query().Get("user")
 	if user == "" {
 		user = "guest-" + newSessionID()
 	}
 	if !codec.ValidName(user) {
-		http.Error(w, "invalid user id: 1-64 characters of A-Z a-z 0-9 _ . : -", http.StatusBadRequest)
+		return nil, http.StatusBadRequest, "invalid user id: 1-64 characters of A-Z a-z 0-9 _ . : -"
+	}
+	return &auth.Identity{User: user}, 0, ""
+}
+
+// isLoopback reports whether the host of addr is a loopback address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// refuseHTTP answers a handshake with status and closes the connection:
+// a refused client keeps no socket on the node (nbio would keep an HTTP
+// connection alive for the next request).
+func refuseHTTP(w http.ResponseWriter, status int, reason string) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, reason, status)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	conn, _, err := hj.Hijack()
 	if err != nil {
-		return // the upgrader has answered with an HTTP error
+		http.Error(w, reason, status)
+		return
 	}
-	now := time.Now().UnixNano()
-	sess := &session{srv: s, ws: ws}
-	sess.bucket.Init(s.cfg.Burst, now)
-	sess.c = s.hub.NewClient(user, newSessionID(), socketOf(ws), now)
-	sess.c.Value = sess
-	ws.SetSession(sess)
-	sess.welcome()
+	body := reason + "\n"
+	_, _ = fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+	_ = conn.Close()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/chatgw/gateway/codec"
+	"github.com/chatgw/gateway/gateway/auth"
 	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/gateway/hub"
 	"github.com/chatgw/gateway/gateway/limit"
@@ -30,9 +31,10 @@ const (
 
 // Close codes the gateway sends beyond the hub's own.
 const (
-	closeInvalidUTF8 = 1007
-	closeInternal    = 1011
-	closeAbuse       = 4002
+	closeInvalidUTF8  = 1007
+	closeInternal     = 1011
+	closeTokenExpired = 4000
+	closeAbuse        = 4002
 )
 
 // typingEvery is the typing throttle per user and room (PROTOCOL.md).
@@ -45,6 +47,11 @@ type session struct {
 	srv *Server
 	ws  *websocket.Conn
 	c   *hub.Client
+
+	ip      string         // client address, for the per-address cap
+	ident   *auth.Identity // nil in anonymous mode; replaced by refresh
+	expires int64          // token expiry, Unix ns; guarded by Server.expiries
+	expIdx  int            // place in Server.expiries, -1 when absent
 
 	bucket   limit.Bucket
 	refusals limit.Refusals
@@ -67,7 +74,12 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	if ss == nil {
 		return
 	}
-	now := time.Now().UnixNano()
+	ss.handleFrame(mt == websocket.TextMessage, data, time.Now().UnixNano())
+}
+
+// handleFrame handles one client message (text or binary) that arrived at
+// now. data is only valid during the call.
+func (ss *session) handleFrame(text bool, data []byte, now int64) {
 	ss.c.Seen(now)
 	if ss.c.Closing() {
 		return
@@ -75,12 +87,12 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	// A bug in a handler must cost one connection (1011), not the node.
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("handler panic", "user", ss.c.User, "session", ss.c.Session, "panic", r,
+			ss.srv.log.Error("handler panic", "user", ss.c.User, "session", ss.c.Session, "panic", r,
 				"stack", string(debug.Stack()))
 			ss.c.Close(closeInternal, "internal error")
 		}
 	}()
-	if mt != websocket.TextMessage {
+	if !text {
 		if ss.allow(now, "") {
 			ss.fail("", codeBadRequest, "binary frames are not supported; send JSON text frames")
 		}
@@ -140,7 +152,7 @@ func (ss *session) handle(req *codec.Request, now int64) {
 	case "presence":
 		ss.presence(req)
 	case "refresh":
-		ss.fail(req.ID, codeUnauthorized, "token refresh needs JWT authentication, which this node does not use")
+		ss.refresh(req)
 	case "ping":
 		ss.reply(codec.AppendPong(ss.frame(), req.ID))
 	default:
@@ -203,6 +215,10 @@ func (ss *session) join(req *codec.Request) {
 	}
 	if req.Limit != nil && *req.Limit < 0 {
 		ss.fail(req.ID, codeBadRequest, `"limit" must not be negative`)
+		return
+	}
+	if !ss.ident.MayUse(req.Room) {
+		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
 		return
 	}
 	inbox := codec.IsInbox(req.Room)
@@ -310,6 +326,10 @@ func (ss *session) send(req *codec.Request) {
 	}
 	if !ss.c.IsMember(req.Room) {
 		ss.fail(req.ID, codeNotJoined, "join "+req.Room+" before sending to it")
+		return
+	}
+	if !ss.ident.MayUse(req.Room) { // a refresh may have narrowed the claim
+		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
 		return
 	}
 	m := codec.Message{Room: req.Room, From: ss.c.User, Text: req.Text, Data: req.Data}
@@ -453,4 +473,34 @@ func quoteShort(s string) string {
 		s = s[:32] + "..."
 	}
 	return `"` + s + `"`
+}
+
+// refresh replaces the connection's token with req.Token when it verifies
+// and names the same user; otherwise the current token stays.
+func (ss *session) refresh(req *codec.Request) {
+	v := ss.srv.verifier
+	if v == nil {
+		ss.fail(req.ID, codeUnauthorized, "token refresh needs JWT authentication, which this node does not use")
+		return
+	}
+	id, err := v.Verify(req.Token)
+	switch {
+	case err != nil:
+		ss.fail(req.ID, codeUnauthorized, err.Error())
+		return
+	case id.User != ss.c.User:
+		ss.fail(req.ID, codeUnauthorized, "the token is for another user")
+		return
+	}
+	ss.ident = id
+	ss.srv.expiries.set(ss, unixNano(id.Expires))
+	ss.reply(codec.AppendAck(ss.frame(), req.ID, "", 0, 0))
+}
+
+// unixNano is t in Unix ns, or 0 for the zero time (no expiry).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }

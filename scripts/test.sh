@@ -3,11 +3,13 @@
 # apt-get whatever later suites need when it is missing.
 #
 #   bash scripts/test.sh          # everything CI runs
-#   FUZZTIME=30s bash scripts/test.sh
+#   FUZZTIME=1m bash scripts/test.sh   # or a count: 500000x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZTIME=${FUZZTIME:-5s}
+# An execution count, not a duration: a duration can end while the fuzzer
+# is busy and fail with "context deadline exceeded".
+FUZZTIME=${FUZZTIME:-20000x}
 
 echo "== gofmt"
 bad=$(gofmt -l .)
@@ -21,7 +23,7 @@ go vet ./...
 # Packages whose logic runs without an nbio server run under the race
 # detector; nbio's own accept/poller hand-off trips it (DESIGN.md), so the
 # end-to-end packages that start a node run without it.
-RACE_PKGS="./codec/... ./gateway/hub/... ./gateway/history/... ./gateway/limit/... ./bench/..."
+RACE_PKGS="./codec/... ./gateway/hub/... ./gateway/history/... ./gateway/limit/... ./gateway/auth/... ./bench/..."
 echo "== go test -race $RACE_PKGS"
 go test -race -count=1 $RACE_PKGS
 
@@ -31,5 +33,7 @@ go test -count=1 -timeout 8m ./gateway/ ./cmd/...
 echo "== fuzz ($FUZZTIME each)"
 go test -run=NONE -fuzz='^FuzzDecodeRequest$' -fuzztime="$FUZZTIME" ./codec
 go test -run=NONE -fuzz='^FuzzAppendString$' -fuzztime="$FUZZTIME" ./codec
+go test -run=NONE -fuzz='^FuzzVerify$' -fuzztime="$FUZZTIME" ./gateway/auth
+go test -run=NONE -fuzz='^FuzzHandleFrames$' -fuzztime="$FUZZTIME" ./gateway
 
 echo "== all tests passed"

@@ -31,7 +31,7 @@ func TestApplyEnvPrecedence(t *testing.T) {
 	}
 	env := map[string]string{"GATEWAY_MAX_ROOMS": "7", "GATEWAY_RATE": "9"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if err := applyEnv(fs, lookup); err != nil {
+	if _, err := applyEnv(fs, lookup); err != nil {
 		t.Fatal(err)
 	}
 	if *rooms != 7 || *rate != 5 || *addr != "a" {
@@ -39,7 +39,7 @@ func TestApplyEnvPrecedence(t *testing.T) {
 	}
 	env["GATEWAY_ADDR"] = "x"
 	env["GATEWAY_MAX_ROOMS"] = "many"
-	if err := applyEnv(fs, lookup); err == nil || !strings.Contains(err.Error(), "GATEWAY_MAX_ROOMS") {
+	if _, err := applyEnv(fs, lookup); err == nil || !strings.Contains(err.Error(), "GATEWAY_MAX_ROOMS") {
 		t.Fatalf("bad env value: err = %v, want one naming GATEWAY_MAX_ROOMS", err)
 	}
 }

@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"container/heap"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// admission counts connections, in total and per client address, from the
+// moment a handshake is admitted until the connection closes, so the caps
+// hold even for handshakes still in flight.
+type admission struct {
+	maxConns, maxPerIP int // 0 = no cap
+
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+// admit reserves a place for a connection from ip, or returns the HTTP
+// status refusing it: 503 at the node's cap, 429 over the per-address cap.
+func (a *admission) admit(ip string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.maxConns > 0 && a.total >= a.maxConns {
+		return http.StatusServiceUnavailable
+	}
+	if a.maxPerIP > 0 && a.perIP[ip] >= a.maxPerIP {
+		return http.StatusTooManyRequests
+	}
+	a.total++
+	if a.maxPerIP > 0 {
+		a.perIP[ip]++
+	}
+	return 0
+}
+
+// release gives back a place taken by admit.
+func (a *admission) release(ip string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.total--
+	if a.maxPerIP > 0 {
+		if a.perIP[ip]--; a.perIP[ip] <= 0 {
+			delete(a.perIP, ip)
+		}
+	}
+}
+
+// remoteIP returns the client address of r without its port.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// originAllowed reports whether the request's Origin is on the allowlist.
+// Requests without an Origin (non-browser clients) pass; an empty list
+// allows every origin.
+func originAllowed(allow []string, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(allow) == 0 {
+		return true
+	}
+	for _, a := range allow {
+		if a == "*" || strings.EqualFold(a, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, or of the
+// ?token= query parameter (browsers cannot set headers).
+func bearer(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return r.URL.Query().Get("token")
+}
+
+// expiries orders authenticated sessions by token expiry, so one ticker
+// can close each with 4000 when its token runs out: no timer per
+// connection. A session sits in it at most once (ss.expIdx).
+type expiries struct {
+	mu sync.Mutex
+	h  expiryHeap
+}
+
+type expiryHeap []*session
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].expIdx, h[j].expIdx = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	ss := x.(*session)
+	ss.expIdx = len(*h)
+	*h = append(*h, ss)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	ss := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	ss.expIdx = -1
+	return ss
+}
+
+// set (re)schedules ss to expire at t (Unix ns); 0 removes it.
+func (e *expiries) set(ss *session, t int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ss.expires = t
+	switch {
+	case ss.expIdx >= 0 && t == 0:
+		heap.Remove(&e.h, ss.expIdx)
+	case ss.expIdx >= 0:
+		heap.Fix(&e.h, ss.expIdx)
+	case t != 0:
+		heap.Push(&e.h, ss)
+	}
+}
+
+// due removes and returns the sessions whose expiry is at or before now.
+func (e *expiries) due(now time.Time) []*session {
+	t := now.UnixNano()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*session
+	for len(e.h) > 0 && e.h[0].expires <= t {
+		out = append(out, heap.Pop(&e.h).(*session))
+	}
+	return out
+}
