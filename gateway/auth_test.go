@@ -10,12 +10,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,8 +78,31 @@ func writePEM(t *testing.T, typ string, der []byte) string {
 	return p
 }
 
+// syncBuffer is a log sink the node may write from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestHandshakeAuthOutcomes(t *testing.T) {
-	n := authNode(t, func(c *gateway.Config) { c.JWTAudience = "chat"; c.JWTIssuer = "backend" })
+	logs := &syncBuffer{}
+	n := authNode(t, func(c *gateway.Config) {
+		c.JWTAudience = "chat"
+		c.JWTIssuer = "backend"
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	ok := claims{"sub": "alice", "aud": "chat", "iss": "backend", "exp": in(time.Hour)}
 	with := func(k string, v any) claims {
 		c := claims{}
@@ -110,6 +135,19 @@ func TestHandshakeAuthOutcomes(t *testing.T) {
 		{"no sub", hs(t, with("sub", nil)), 401},
 		{"valid HS256", hs(t, ok), 101},
 	}
+	defer func() {
+		out := logs.String()
+		if !strings.Contains(out, "handshake refused") {
+			t.Error("refused handshakes were not logged")
+		}
+		for _, tc := range cases {
+			for _, part := range strings.Split(tc.token, ".") {
+				if len(part) >= 8 && strings.Contains(out, part) {
+					t.Errorf("%s: the log contains part of the token", tc.name)
+				}
+			}
+		}
+	}()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}
