@@ -1,7 +1,16 @@
-// Package bench holds the gateway's Go benchmarks: measurements of the hot
-// paths (fan-out, encoding) that run in-process, without sockets, so their
-// allocation and batching figures are exact and repeatable. The package has
-// no code of its own; see the _test.go files, and run them with
+// Package bench is the gateway's load harness (run as cmd/wsbench) and the
+// home of its in-process Go benchmarks.
+//
+// The harness drives a running gateway over real loopback sockets with an
+// nbio client engine: no goroutine per connection, frames encoded once up
+// front, dials bounded in flight and spread over several source addresses.
+// Scenarios (idle, connect, fanout, ramp, dm, churn) produce a Result
+// (result.go), which records the machine and gateway beside every figure;
+// report.go renders results as Markdown and charts, plan.go turns them into a
+// capacity plan.
+//
+// The Go benchmarks (fanout_test.go) measure the hub's fan-out in-process,
+// without sockets, so their allocation and batching figures are exact:
 //
 //	go test -run=NONE -bench=. -benchmem ./bench
 package bench

@@ -1,0 +1,700 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// DefaultP99BoundMs is the ramp's p99 bound when its result does not record
+// one in Params["p99_bound_ms"].
+const DefaultP99BoundMs = 50
+
+// reportOrder is the order of the report's sections.
+var reportOrder = []string{"idle", "connect", "fanout", "ramp", "dm", "churn"}
+
+// WriteReport writes a Markdown summary of results to dir/README.md and its
+// charts beside it as PNG files: memory versus connections for each idle
+// result (idle-memory.png), and latency percentiles per step for each
+// fanout and ramp result (fanout-<label>-latency.png,
+// ramp-<label>-latency.png). dir is created if needed; existing files of
+// the same names are replaced.
+func WriteReport(dir string, results []*Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rs := make([]*Result, 0, len(results))
+	for _, r := range results {
+		if r != nil {
+			rs = append(rs, r)
+		}
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		return scenarioRank(rs[i].Scenario) < scenarioRank(rs[j].Scenario)
+	})
+
+	var b strings.Builder
+	writeHeader(&b, rs)
+	names := map[string]bool{}
+	for _, r := range rs {
+		fmt.Fprintf(&b, "## %s\n\n", sectionTitle(r))
+		writeContext(&b, r, rs[0])
+		switch r.Scenario {
+		case "idle":
+			writeIdle(&b, r)
+			name := chartName(names, "idle", r, "memory")
+			ok, err := memoryChart(filepath.Join(dir, name), r)
+			if err != nil {
+				return fmt.Errorf("bench: %s: %w", name, err)
+			}
+			if ok {
+				fmt.Fprintf(&b, "![memory versus connections](%s)\n\n", name)
+			} else {
+				delete(names, name)
+			}
+		case "connect":
+			writeConnect(&b, r)
+		default:
+			writeTraffic(&b, r)
+			if r.Scenario == "ramp" {
+				writeBest(&b, r)
+			}
+			if r.Scenario == "fanout" || r.Scenario == "ramp" {
+				name := chartName(names, r.Scenario, r, "latency")
+				ok, err := latencyChart(filepath.Join(dir, name), r)
+				if err != nil {
+					return fmt.Errorf("bench: %s: %w", name, err)
+				}
+				if ok {
+					fmt.Fprintf(&b, "![latency percentiles per step](%s)\n\n", name)
+				} else {
+					delete(names, name)
+				}
+			}
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "README.md"), []byte(b.String()), 0o644)
+}
+
+func scenarioRank(s string) int {
+	for i, x := range reportOrder {
+		if x == s {
+			return i
+		}
+	}
+	return len(reportOrder)
+}
+
+// writeHeader writes the title and the machine and gateway of the first
+// result; sections whose result ran elsewhere say so.
+func writeHeader(b *strings.Builder, rs []*Result) {
+	b.WriteString("# wsbench results\n\n")
+	if len(rs) == 0 {
+		b.WriteString("No results.\n")
+		return
+	}
+	first, last := rs[0].Started, rs[0].Started
+	for _, r := range rs {
+		if r.Started.Before(first) {
+			first = r.Started
+		}
+		if r.Started.After(last) {
+			last = r.Started
+		}
+	}
+	m, g := rs[0].Machine, rs[0].Gateway
+	b.WriteString("| | |\n| --- | --- |\n")
+	row := func(k, v string) {
+		if v == "" {
+			v = "—"
+		}
+		fmt.Fprintf(b, "| %s | %s |\n", k, mdEscape(v))
+	}
+	date := first.UTC().Format("2006-01-02 15:04 MST")
+	if !last.Equal(first) {
+		date += " to " + last.UTC().Format("2006-01-02 15:04 MST")
+	}
+	row("date", date)
+	row("CPU", m.CPU)
+	row("cores", fmtCount(int64(m.Cores)))
+	row("memory", fmtGiB(m.MemBytes))
+	row("kernel", m.Kernel)
+	row("Go", m.GoVersion)
+	row("host", m.Host)
+	row("gateway commit", g.Commit)
+	row("gateway flags", mdCode(strings.Join(g.Flags, " ")))
+	row("gateway address", g.Addr)
+	b.WriteString("\n")
+}
+
+// writeContext writes when r ran, its parameters and notes, and its machine
+// or gateway when they differ from the header's.
+func writeContext(b *strings.Builder, r, head *Result) {
+	fmt.Fprintf(b, "Started %s", r.Started.UTC().Format("2006-01-02 15:04:05 MST"))
+	if len(r.Params) > 0 {
+		keys := make([]string, 0, len(r.Params))
+		for k := range r.Params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + "=" + r.Params[k]
+		}
+		fmt.Fprintf(b, "; parameters %s", mdCode(strings.Join(parts, " ")))
+	}
+	b.WriteString(".\n\n")
+	if r != head && r.Machine != head.Machine {
+		m := r.Machine
+		fmt.Fprintf(b, "Machine: %s, %d cores, %s, kernel %s, %s.\n\n",
+			m.CPU, m.Cores, fmtGiB(m.MemBytes), m.Kernel, m.GoVersion)
+	}
+	if r != head && (r.Gateway.Commit != head.Gateway.Commit ||
+		strings.Join(r.Gateway.Flags, " ") != strings.Join(head.Gateway.Flags, " ")) {
+		fmt.Fprintf(b, "Gateway: commit %s, flags %s.\n\n",
+			r.Gateway.Commit, mdCode(strings.Join(r.Gateway.Flags, " ")))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(b, "- %s\n", n)
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\n")
+	}
+}
+
+// mdTable writes a Markdown table; a "|" in a cell is escaped.
+func mdTable(b *strings.Builder, header []string, rows [][]string) {
+	b.WriteString("| " + strings.Join(header, " | ") + " |\n|")
+	for range header {
+		b.WriteString(" --- |")
+	}
+	b.WriteString("\n")
+	for _, row := range rows {
+		cells := make([]string, len(row))
+		for i, c := range row {
+			cells[i] = mdEscape(c)
+		}
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	b.WriteString("\n")
+}
+
+var idleHeader = []string{"step", "conns", "gateway RSS (MiB)", "bytes/conn (slope)", "conns per GiB", "kernel TCP mem (MiB)", "TCP sockets"}
+
+func idleRow(s *Step) []string {
+	kmem := fmtFixed(float64(s.SockMemPages*4096)/(1<<20), 2)
+	if s.SockMemPages == 0 && s.SocketsInUse > 0 {
+		kmem = "0" // read, and empty: idle sockets hold no buffers
+	}
+	return []string{
+		s.Label, fmtCount(int64(s.Conns)), fmtMiB(s.GatewayRSS), fmtFixed(s.BytesPerConn, 0),
+		fmtFixed(connsPerGiB(s.BytesPerConn), 0), kmem, fmtCount(s.SocketsInUse),
+	}
+}
+
+func writeIdle(b *strings.Builder, r *Result) {
+	var rows [][]string
+	for i := range r.Steps {
+		rows = append(rows, idleRow(&r.Steps[i]))
+	}
+	mdTable(b, idleHeader, rows)
+	b.WriteString("bytes/conn is the slope of gateway RSS from the previous step; conns per GiB = 1 GiB / bytes/conn; kernel TCP memory is /proc/net/sockstat's `mem` pages x 4096.\n\n")
+	var steps []*Step
+	for _, s := range stepsByConns(r) {
+		if s.Conns > 0 && s.GatewayRSS > 0 {
+			steps = append(steps, s)
+		}
+	}
+	if len(steps) >= 2 {
+		// From the second loaded step when there are three or more (5k to
+		// 18k with the default steps): the first carries the process's
+		// start-up growth, not per-connection cost.
+		lo, hi := steps[0], steps[len(steps)-1]
+		if len(steps) >= 3 {
+			lo = steps[1]
+		}
+		if hi.Conns > lo.Conns {
+			slope := float64(hi.GatewayRSS-lo.GatewayRSS) / float64(hi.Conns-lo.Conns)
+			fmt.Fprintf(b, "Slope from %s to %s conns: **%s bytes/conn**, %s conns per GiB of process memory.\n\n",
+				fmtCount(int64(lo.Conns)), fmtCount(int64(hi.Conns)), fmtFixed(slope, 0), fmtFixed(connsPerGiB(slope), 0))
+		}
+	}
+	if v, src := idleBytesPerConn([]*Result{r}); v > 0 {
+		fmt.Fprintf(b, "The capacity plan uses %s bytes/conn (%s).\n\n", fmtFixed(v, 0), src)
+	}
+}
+
+var connectHeader = []string{"step", "conns", "handshakes", "handshakes/s", "p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)", "max (ms)", "errors"}
+
+func connectRow(s *Step) []string {
+	row := []string{s.Label, fmtCount(int64(s.Conns)), fmtCount(s.Handshakes), fmtFixed(s.HandshakesPerSec(), 0)}
+	row = append(row, latencyCells(s.Latency)...)
+	return append(row, fmtCount(s.Errors))
+}
+
+func writeConnect(b *strings.Builder, r *Result) {
+	var rows [][]string
+	for i := range r.Steps {
+		rows = append(rows, connectRow(&r.Steps[i]))
+	}
+	mdTable(b, connectHeader, rows)
+	b.WriteString("Latency is connect time: dial to the gateway's welcome.\n\n")
+}
+
+// trafficHeader is the table of fanout, ramp, dm and churn steps; churn adds
+// its handshake rate.
+func trafficHeader(r *Result) []string {
+	h := []string{"step", shapeHeader(r), "target msg/s", "delivered/s", "p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)", "max (ms)",
+		"gaps", "dups", "lost", "gateway CPU (s)", "deliveries per gateway CPU-s", "harness CPU per delivery (µs)"}
+	if r.Scenario == "churn" {
+		h = append(h, "handshakes/s")
+	}
+	return h
+}
+
+func trafficRow(r *Result, s *Step) []string {
+	row := []string{s.Label, resultShape(r), fmtFixed(s.TargetRate, 0), fmtFixed(s.DeliveredPerSec(), 0)}
+	row = append(row, latencyCells(s.Latency)...)
+	row = append(row, fmtCount(s.Gaps), fmtCount(s.Duplicates), fmtCount(s.Lost()),
+		fmtFixed(s.GatewayCPU, 2), fmtFixed(s.DeliveriesPerCPUSec(), 0), fmtFixed(harnessCPUPerDelivery(s)*1e6, 2))
+	if r.Scenario == "churn" {
+		row = append(row, fmtFixed(s.HandshakesPerSec(), 0))
+	}
+	return row
+}
+
+func writeTraffic(b *strings.Builder, r *Result) {
+	var rows [][]string
+	for i := range r.Steps {
+		rows = append(rows, trafficRow(r, &r.Steps[i]))
+	}
+	mdTable(b, trafficHeader(r), rows)
+	b.WriteString("Latency is per delivery, from the send timestamp in the payload to its receipt. lost = expected deliveries that never arrived; gaps and dups by seq. Harness CPU per delivery is the load generator's CPU seconds divided by deliveries.\n\n")
+}
+
+func writeBest(b *strings.Builder, r *Result) {
+	s, bound := r.BestSustained()
+	if s == nil {
+		fmt.Fprintf(b, "**Best sustained rate:** none: no step kept p99 under %s ms with nothing lost, gapped or duplicated.\n\n", fmtFixed(bound, 0))
+		return
+	}
+	fmt.Fprintf(b, "**Best sustained rate: %s deliveries/s** (step %s, target %s msg/s, p99 %s ms under the %s ms bound, nothing lost, gapped or duplicated; %s deliveries per gateway CPU-second).\n\n",
+		fmtFixed(s.DeliveredPerSec(), 0), s.Label, fmtFixed(s.TargetRate, 0), fmtMs(s.Latency.P99), fmtFixed(bound, 0), fmtFixed(s.DeliveriesPerCPUSec(), 0))
+}
+
+// BestSustained returns the step of r with the highest delivered rate among
+// those with a p99 latency under the bound and nothing lost, gapped or
+// duplicated, or nil when there is none. The bound is Params["p99_bound_ms"]
+// (milliseconds, or a duration such as "50ms"), DefaultP99BoundMs when
+// absent.
+func (r *Result) BestSustained() (best *Step, boundMs float64) {
+	boundMs = r.p99BoundMs()
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		if s.Latency == nil || s.Latency.Count == 0 || s.Latency.P99 >= boundMs*1000 ||
+			s.Lost() > 0 || s.Gaps > 0 || s.Duplicates > 0 || s.Delivered == 0 {
+			continue
+		}
+		if best == nil || s.DeliveredPerSec() > best.DeliveredPerSec() {
+			best = s
+		}
+	}
+	return best, boundMs
+}
+
+func (r *Result) p99BoundMs() float64 {
+	v := resultParam(r, "p99_bound_ms", "p99-bound-ms", "p99-bound", "p99_bound")
+	if v == "" {
+		return DefaultP99BoundMs
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+		return f
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return float64(d) / float64(time.Millisecond)
+	}
+	return DefaultP99BoundMs
+}
+
+// Table prints a compact human table of r, as after each run.
+func Table(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "%s", r.Scenario)
+	if sh := trafficShape(r); sh != "" {
+		fmt.Fprintf(w, " %s", sh)
+	}
+	fmt.Fprintf(w, "  (%s, %d cores, gateway %s)\n", r.Machine.CPU, r.Machine.Cores, dashIfEmpty(r.Gateway.Commit))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
+	switch r.Scenario {
+	case "idle":
+		line("step", "conns", "RSS MiB", "B/conn", "conns/GiB", "kTCP MiB")
+		for i := range r.Steps {
+			row := idleRow(&r.Steps[i])
+			line(row[:6]...)
+		}
+	case "connect":
+		line("step", "conns", "hs/s", "p50", "p90", "p99", "p99.9", "max ms", "errors")
+		for i := range r.Steps {
+			s := &r.Steps[i]
+			line(append(append([]string{s.Label, fmtCount(int64(s.Conns)), fmtFixed(s.HandshakesPerSec(), 0)},
+				latencyCells(s.Latency)...), fmtCount(s.Errors))...)
+		}
+	default:
+		h := []string{"step", "target/s", "deliv/s", "p50", "p90", "p99", "p99.9", "max ms", "gaps", "dups", "lost", "gwCPU s", "deliv/CPU-s", "bench µs/deliv"}
+		if r.Scenario == "churn" {
+			h = append(h, "hs/s")
+		}
+		line(h...)
+		for i := range r.Steps {
+			row := trafficRow(r, &r.Steps[i])
+			line(append([]string{row[0]}, row[2:]...)...)
+		}
+	}
+	tw.Flush()
+	if r.Scenario == "ramp" {
+		if s, bound := r.BestSustained(); s != nil {
+			fmt.Fprintf(w, "best sustained: %s deliveries/s at step %s (p99 %s ms < %s ms, nothing lost)\n",
+				fmtFixed(s.DeliveredPerSec(), 0), s.Label, fmtMs(s.Latency.P99), fmtFixed(bound, 0))
+		} else {
+			fmt.Fprintf(w, "best sustained: none under p99 %s ms with nothing lost\n", fmtFixed(bound, 0))
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+// param returns the first of keys present in r.Params, or "".
+func resultParam(r *Result, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := r.Params[k]; ok && v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// shapeOf describes the rooms of r from its parameters: "RxM" rooms x
+// members, "N pairs" for dm, or "".
+func resultShape(r *Result) string {
+	rooms := resultParam(r, "rooms")
+	members := resultParam(r, "members", "room-size", "room_size", "members-per-room")
+	switch {
+	case rooms != "" && members != "":
+		return rooms + "x" + members
+	case members != "":
+		return "1x" + members
+	}
+	if p := resultParam(r, "pairs"); p != "" {
+		return p + " pairs"
+	}
+	return ""
+}
+
+// trafficShape is resultShape for the scenarios that send messages, and ""
+// for idle and connect, whose rooms are incidental.
+func trafficShape(r *Result) string {
+	if r.Scenario == "idle" || r.Scenario == "connect" {
+		return ""
+	}
+	return resultShape(r)
+}
+
+func shapeHeader(r *Result) string {
+	if r.Scenario == "dm" {
+		return "pairs"
+	}
+	return "rooms x members"
+}
+
+func sectionTitle(r *Result) string {
+	t := r.Scenario
+	if l := resultParam(r, "label", "name"); l != "" {
+		t += ": " + l
+	} else if sh := trafficShape(r); sh != "" {
+		t += ": " + sh
+	}
+	return t
+}
+
+// chartName returns a file name for a chart of r not yet in used, such as
+// ramp-1x10000-latency.png.
+func chartName(used map[string]bool, scenario string, r *Result, kind string) string {
+	label := resultParam(r, "label", "name")
+	if label == "" {
+		label = strings.ReplaceAll(trafficShape(r), " ", "")
+	}
+	base := scenario
+	if label = fileSafe(label); label != "" && scenario != "idle" {
+		base += "-" + label
+	}
+	name := base + "-" + kind + ".png"
+	for i := 2; used[name]; i++ {
+		name = fmt.Sprintf("%s-%d-%s.png", base, i, kind)
+	}
+	used[name] = true
+	return name
+}
+
+func fileSafe(s string) string {
+	return strings.Map(func(c rune) rune {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			return c
+		}
+		return '-'
+	}, s)
+}
+
+// memoryChart plots gateway RSS against connections for an idle result. It
+// reports false, writing nothing, when no step has a memory reading.
+func memoryChart(path string, r *Result) (bool, error) {
+	var xys plotter.XYs
+	for _, s := range stepsByConns(r) {
+		if s.GatewayRSS > 0 {
+			xys = append(xys, plotter.XY{X: float64(s.Conns), Y: float64(s.GatewayRSS) / (1 << 20)})
+		}
+	}
+	if len(xys) == 0 {
+		return false, nil
+	}
+	p := plot.New()
+	p.Title.Text = "Gateway memory versus connections (idle)"
+	p.X.Label.Text = "connections"
+	p.Y.Label.Text = "gateway RSS (MiB)"
+	p.Add(plotter.NewGrid())
+	l, pts, err := plotter.NewLinePoints(xys)
+	if err != nil {
+		return false, err
+	}
+	l.Color, pts.Color = plotutil.Color(0), plotutil.Color(0)
+	p.Add(l, pts)
+	p.X.Min, p.Y.Min = 0, 0
+	for _, xy := range xys { // room above and right of the last point
+		p.X.Max = math.Max(p.X.Max, xy.X*1.05)
+		p.Y.Max = math.Max(p.Y.Max, xy.Y*1.1)
+	}
+	return true, savePNG(p, path)
+}
+
+// latencyChart plots p50, p90, p99 and p99.9 per step on a log scale,
+// against the target rate when every step has a distinct one, else against
+// the step labels. It reports false, writing nothing, when no step has
+// latencies.
+func latencyChart(path string, r *Result) (bool, error) {
+	var steps []*Step
+	for i := range r.Steps {
+		if l := r.Steps[i].Latency; l != nil && l.Count > 0 {
+			steps = append(steps, &r.Steps[i])
+		}
+	}
+	if len(steps) == 0 {
+		return false, nil
+	}
+	byRate := true
+	for i, s := range steps {
+		if s.TargetRate <= 0 || (i > 0 && s.TargetRate <= steps[i-1].TargetRate) {
+			byRate = false
+		}
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Delivery latency per step (%s)", sectionTitle(r))
+	p.Y.Label.Text = "latency (ms)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Add(plotter.NewGrid())
+	x := func(i int) float64 { return float64(i) }
+	if byRate {
+		p.X.Label.Text = "target rate (msg/s)"
+		x = func(i int) float64 { return steps[i].TargetRate }
+	} else {
+		p.X.Label.Text = "step"
+		labels := make([]string, len(steps))
+		for i, s := range steps {
+			labels[i] = s.Label
+		}
+		p.NominalX(labels...)
+	}
+	series := []struct {
+		name string
+		f    func(*Latency) float64
+	}{
+		{"p50", func(l *Latency) float64 { return l.P50 }},
+		{"p90", func(l *Latency) float64 { return l.P90 }},
+		{"p99", func(l *Latency) float64 { return l.P99 }},
+		{"p99.9", func(l *Latency) float64 { return l.P999 }},
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	var args []any
+	for _, sr := range series {
+		xys := make(plotter.XYs, len(steps))
+		for i, s := range steps {
+			v := math.Max(sr.f(s.Latency), 1) / 1000 // µs to ms; HDR records at least 1 µs
+			xys[i] = plotter.XY{X: x(i), Y: v}
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+		args = append(args, sr.name, xys)
+	}
+	if err := plotutil.AddLinePoints(p, args...); err != nil {
+		return false, err
+	}
+	if r.Scenario == "ramp" {
+		bound := r.p99BoundMs()
+		l, err := plotter.NewLine(plotter.XYs{{X: x(0), Y: bound}, {X: x(len(steps) - 1), Y: bound}})
+		if err != nil {
+			return false, err
+		}
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		l.Color = plotutil.Color(3)
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("p99 bound %s ms", fmtFixed(bound, 0)), l)
+		lo, hi = math.Min(lo, bound), math.Max(hi, bound)
+	}
+	// A log axis needs positive limits; whole decades also keep a single
+	// step (min == max) from collapsing the axis.
+	p.Y.Min = math.Pow10(int(math.Floor(math.Log10(lo))))
+	p.Y.Max = math.Pow10(int(math.Ceil(math.Log10(hi))))
+	if p.Y.Max <= p.Y.Min {
+		p.Y.Max = p.Y.Min * 10
+	}
+	if byRate {
+		p.X.Min = 0
+		if len(steps) == 1 {
+			p.X.Max = 2 * steps[0].TargetRate
+		}
+	} else {
+		p.X.Min, p.X.Max = -0.5, float64(len(steps))-0.5
+	}
+	return true, savePNG(p, path)
+}
+
+// savePNG writes p as a PNG with its legend, if any, in a margin to the
+// right of the plot, where it cannot cover a line.
+func savePNG(p *plot.Plot, path string) error {
+	img := vgimg.New(18*vg.Centimeter, 10*vg.Centimeter)
+	c := draw.New(img)
+	margin := p.Legend.Rectangle(c).Size().X
+	if margin > 0 {
+		margin += 4 * vg.Millimeter
+	}
+	// The legend is drawn against the right edge of the plot's area;
+	// XOffs moves it into the margin.
+	p.Legend.Top, p.Legend.Left = true, false
+	p.Legend.XOffs = margin - 2*vg.Millimeter
+	p.Draw(draw.Crop(c, 0, -margin, 0, 0))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// latencyCells formats p50, p90, p99, p99.9 and max of l in ms.
+func latencyCells(l *Latency) []string {
+	if l == nil || l.Count == 0 {
+		return []string{"—", "—", "—", "—", "—"}
+	}
+	return []string{fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max)}
+}
+
+// ms formats a latency in µs as milliseconds with 3 significant digits
+// (the histogram's precision).
+func fmtMs(us float64) string {
+	v := us / 1000
+	switch {
+	case v < 1:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	case v < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v < 100:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+func harnessCPUPerDelivery(s *Step) float64 {
+	if s.Delivered == 0 {
+		return 0
+	}
+	return s.BenchCPU / float64(s.Delivered)
+}
+
+func connsPerGiB(bytesPerConn float64) float64 {
+	if bytesPerConn <= 0 {
+		return 0
+	}
+	return bytesPerGiB / bytesPerConn
+}
+
+// fixed formats v with dec decimals and thousands separators; 0 is "—"
+// (a figure the step did not measure).
+func fmtFixed(v float64, dec int) string {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	s := strconv.FormatFloat(math.Abs(v), 'f', dec, 64)
+	intPart, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	if v < 0 {
+		b.WriteByte('-')
+	}
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
+
+// itoa formats a count with thousands separators; 0 is "0".
+func fmtCount(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	return fmtFixed(float64(n), 0)
+}
+
+func fmtMiB(b int64) string { return fmtFixed(float64(b)/(1<<20), 1) }
+
+func fmtGiB(b int64) string {
+	if b == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f GiB", float64(b)/bytesPerGiB)
+}
+
+func mdCode(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + s + "`"
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}

@@ -1,0 +1,348 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Target is the gateway under test and how to reach it.
+type Target struct {
+	Addr        string   // host:port of the gateway's public listener
+	PID         int      // the gateway's process id, for RSS and CPU (0: unknown)
+	Srcs        []string // source addresses to dial from, rotated (127.0.0.x)
+	Pollers     int      // client event loop goroutines
+	DialFlight  int      // handshakes in flight at once
+	DialTimeout time.Duration
+}
+
+// runID makes room and user names unique per run, so every run starts
+// from empty rooms (seq 1) without restarting the gateway.
+func runID() string { return strconv.FormatInt(time.Now().UnixNano()%1e10, 36) }
+
+// dialAll opens n connections, conn i as user(i) joined to rooms(i), with
+// at most t.DialFlight handshakes in flight. It records connect latencies
+// (TCP connect to the last joined frame) into h when h is not nil.
+func dialAll(e *Engine, t Target, from, n int, user func(int) string, rooms func(int) []string, h *Histogram) ([]*Conn, error) {
+	conns := make([]*Conn, n)
+	var next atomic.Int64
+	next.Store(int64(from))
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	flight := max(1, t.DialFlight)
+	for w := 0; w < flight; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= from+n {
+					return
+				}
+				c, g, err := e.Dial(i, user(i), rooms(i), t.DialTimeout)
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("conn %d: %w", i, err)
+					}
+				} else {
+					conns[i-from] = c
+					if h != nil {
+						h.Record(g.Took.Microseconds())
+					}
+				}
+				failed := firstErr != nil
+				mu.Unlock()
+				if failed {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return conns, firstErr
+}
+
+func selfCPU() float64 { return ProcessCPU(os.Getpid()) }
+
+// Idle ramps to each of steps connections (each welcomed, in its inbox and
+// one of rooms rooms) and reads the gateway's memory at each step.
+func Idle(t Target, steps []int, rooms int, settle time.Duration) (*Result, error) {
+	if t.PID <= 0 {
+		return nil, fmt.Errorf("bench: idle needs the gateway's --pid to read its memory")
+	}
+	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Stop()
+	id := runID()
+	user := func(i int) string { return "i" + id + "-" + strconv.Itoa(i) }
+	room := func(i int) []string { return []string{"i" + id + "-r" + strconv.Itoa(i%rooms)} }
+	res := &Result{Scenario: "idle"}
+	prevConns, prevRSS := 0, ProcessRSS(t.PID)
+	res.Steps = append(res.Steps, Step{Label: "0", GatewayRSS: prevRSS})
+	var all []*Conn
+	for _, n := range steps {
+		if n <= prevConns {
+			continue
+		}
+		start := time.Now()
+		conns, err := dialAll(e, t, prevConns, n-prevConns, user, room, nil)
+		if err != nil {
+			return res, err
+		}
+		all = append(all, conns...)
+		took := time.Since(start)
+		time.Sleep(settle)
+		rss := ProcessRSS(t.PID)
+		inuse, pages := SockStat()
+		res.Steps = append(res.Steps, Step{
+			Label: strconv.Itoa(n), Conns: n, Duration: took.Seconds(), Handshakes: int64(n - prevConns),
+			GatewayRSS: rss, BytesPerConn: float64(rss-prevRSS) / float64(n-prevConns),
+			SockMemPages: pages, SocketsInUse: inuse,
+		})
+		prevConns, prevRSS = n, rss
+	}
+	_ = all
+	return res, nil
+}
+
+// Connect opens n connections (each also joins one room) and measures the
+// handshake rate and connect latency.
+func Connect(t Target, n int) (*Result, error) {
+	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Stop()
+	id := runID()
+	h := NewHistogram()
+	cpu0, gcpu0 := selfCPU(), ProcessCPU(t.PID)
+	start := time.Now()
+	_, err = dialAll(e, t, 0, n, func(i int) string { return "c" + id + "-" + strconv.Itoa(i) },
+		func(i int) []string { return []string{"c" + id + "-r" + strconv.Itoa(i%100)} }, h)
+	took := time.Since(start)
+	st := Step{Label: strconv.Itoa(n), Conns: n, Duration: took.Seconds(), Handshakes: h.Count(),
+		Latency: h.Summary(), BenchCPU: selfCPU() - cpu0}
+	if t.PID > 0 {
+		st.GatewayCPU = ProcessCPU(t.PID) - gcpu0
+	}
+	return &Result{Scenario: "connect", Steps: []Step{st}}, err
+}
+
+// FanoutParams shapes a fan-out load: Rooms rooms of Members members each,
+// Publishers of those members sending Rate messages per second in all, each
+// Payload bytes of text.
+type FanoutParams struct {
+	Rooms, Members, Publishers int
+	Rate                       float64
+	Payload                    int
+	Duration, Drain            time.Duration
+}
+
+// fanLoad is a connected fan-out load that can be run at several rates.
+type fanLoad struct {
+	p      FanoutParams
+	t      Target
+	e      *Engine
+	conns  []*Conn
+	pubs   []*publisher
+	prefix []byte
+
+	delivered, gaps, dups, errs atomic.Int64
+	hmu                         [8]sync.Mutex
+	hist                        [8]*Histogram
+}
+
+type publisher struct {
+	c     *Conn
+	frame []byte // masked send frame; the timestamp is patched in place
+	tsAt  int    // offset of the 19 timestamp digits in frame
+	keyAt int    // their offset in the payload, which selects the mask bytes
+}
+
+// tsDigits is the width of the send timestamp (Unix ns) in message text.
+const tsDigits = 19
+
+// newFanLoad connects the load: every member joins its room, publishers are
+// spread over the rooms.
+func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
+	if p.Publishers < 1 || p.Publishers > p.Rooms*p.Members {
+		return nil, fmt.Errorf("bench: publishers must be 1..rooms*members")
+	}
+	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	if err != nil {
+		return nil, err
+	}
+	f := &fanLoad{p: p, t: t, e: e}
+	for i := range f.hist {
+		f.hist[i] = NewHistogram()
+	}
+	id := runID()
+	roomOf := func(i int) string { return "f" + id + "-r" + strconv.Itoa(i%p.Rooms) }
+	e.OnText = f.onText
+	f.conns, err = dialAll(e, t, 0, p.Rooms*p.Members, func(i int) string { return "f" + id + "-" + strconv.Itoa(i) },
+		func(i int) []string { return []string{roomOf(i)} }, nil)
+	if err != nil {
+		e.Stop()
+		return nil, err
+	}
+	// Conn i is in room i%Rooms, so the first Publishers conns cover the
+	// rooms round-robin.
+	for i := 0; i < p.Publishers; i++ {
+		c := f.conns[i]
+		text := "b" + string(bytes.Repeat([]byte("0"), tsDigits)) + string(bytes.Repeat([]byte("x"), max(0, p.Payload-1-tsDigits)))
+		payload := `{"type":"send","room":"` + c.Room + `","text":"` + text + `"}`
+		frame := Mask([]byte(payload))
+		inPayload := bytes.Index([]byte(payload), []byte(`"text":"b`)) + len(`"text":"b`)
+		f.pubs = append(f.pubs, &publisher{c: c, frame: frame, tsAt: len(frame) - len(payload) + inPayload, keyAt: inPayload})
+	}
+	return f, nil
+}
+
+var msgPrefix = []byte(`{"type":"message","room":"`)
+
+// onText checks one delivery: seq order per member, and latency from the
+// timestamp the publisher put in the text.
+func (f *fanLoad) onText(c *Conn, p []byte) {
+	if !bytes.HasPrefix(p, msgPrefix) {
+		if bytes.HasPrefix(p, []byte(`{"type":"error"`)) {
+			f.errs.Add(1)
+		}
+		return
+	}
+	rest := p[len(msgPrefix):]
+	if !bytes.HasPrefix(rest, []byte(c.Room)) || len(rest) <= len(c.Room) || rest[len(c.Room)] != '"' {
+		return // not this member's fan-out room (e.g. its inbox)
+	}
+	seq, ok := field(p, `"seq":`)
+	if !ok {
+		return
+	}
+	switch {
+	case seq == c.LastSeq+1:
+	case seq <= c.LastSeq:
+		f.dups.Add(1)
+		return
+	default:
+		f.gaps.Add(int64(seq - c.LastSeq - 1))
+	}
+	c.LastSeq = seq
+	f.delivered.Add(1)
+	if ts, ok := field(p, `"text":"b`); ok {
+		lat := (time.Now().UnixNano() - int64(ts)) / 1000
+		i := c.ID & 7
+		f.hmu[i].Lock()
+		f.hist[i].Record(lat)
+		f.hmu[i].Unlock()
+	}
+}
+
+// run sends at rate for the duration, waits for the deliveries to drain,
+// and returns the step's figures.
+func (f *fanLoad) run(label string, rate float64) Step {
+	f.delivered.Store(0)
+	f.gaps.Store(0)
+	f.dups.Store(0)
+	f.errs.Store(0)
+	for i := range f.hist {
+		f.hmu[i].Lock()
+		f.hist[i] = NewHistogram()
+		f.hmu[i].Unlock()
+	}
+	cpu0, gcpu0 := selfCPU(), ProcessCPU(f.t.PID)
+	start := time.Now()
+	var sent int64
+	tick := time.NewTicker(time.Millisecond)
+	for now := range tick.C {
+		elapsed := now.Sub(start)
+		if elapsed >= f.p.Duration {
+			break
+		}
+		due := int64(rate * elapsed.Seconds())
+		for ; sent < due; sent++ {
+			pub := f.pubs[sent%int64(len(f.pubs))]
+			ts := strconv.AppendInt(make([]byte, 0, tsDigits), time.Now().UnixNano(), 10)
+			for j := 0; j < tsDigits; j++ {
+				pub.frame[pub.tsAt+j] = ts[j] ^ maskKey[(pub.keyAt+j)&3]
+			}
+			if pub.c.Send(pub.frame) != nil {
+				f.errs.Add(1)
+			}
+		}
+	}
+	tick.Stop()
+	sendDur := time.Since(start)
+	expected := sent * int64(f.p.Members)
+	deadline := time.Now().Add(f.p.Drain)
+	for f.delivered.Load()+f.gaps.Load() < expected && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if os.Getenv("WSBENCH_DEBUG") != "" {
+		short := 0
+		for _, c := range f.conns {
+			if c.LastSeq < uint64(sent) {
+				short++
+				if short < 5 {
+					fmt.Fprintf(os.Stderr, "conn %d room %s last %d sent %d\n", c.ID, c.Room, c.LastSeq, sent)
+				}
+			}
+		}
+		fmt.Fprintf(os.Stderr, "short members: %d closed %d\n", short, f.e.Closed())
+	}
+	h := NewHistogram()
+	for i := range f.hist {
+		f.hmu[i].Lock()
+		h.Merge(f.hist[i])
+		f.hmu[i].Unlock()
+	}
+	st := Step{
+		Label: label, Conns: len(f.conns), Duration: sendDur.Seconds(), TargetRate: rate,
+		Sent: sent, Expected: expected, Delivered: f.delivered.Load(), Gaps: f.gaps.Load(),
+		Duplicates: f.dups.Load(), Errors: f.errs.Load(), Latency: h.Summary(),
+		BenchCPU: selfCPU() - cpu0,
+	}
+	if f.t.PID > 0 {
+		st.GatewayCPU = ProcessCPU(f.t.PID) - gcpu0
+	}
+	return st
+}
+
+func (f *fanLoad) stop() { f.e.Stop() }
+
+// Fanout runs one fan-out load at p.Rate.
+func Fanout(t Target, p FanoutParams) (*Result, error) {
+	f, err := newFanLoad(t, p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.stop()
+	st := f.run(fmt.Sprintf("%dx%d@%g", p.Rooms, p.Members, p.Rate), p.Rate)
+	return &Result{Scenario: "fanout", Steps: []Step{st}}, nil
+}
+
+// Ramp runs the fan-out load at each rate in turn, stopping after the first
+// step whose p99 exceeds bound or that lost, gapped or doubled anything.
+func Ramp(t Target, p FanoutParams, rates []float64, bound time.Duration) (*Result, error) {
+	f, err := newFanLoad(t, p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.stop()
+	res := &Result{Scenario: "ramp"}
+	for _, rate := range rates {
+		st := f.run(fmt.Sprintf("%g/s", rate), rate)
+		res.Steps = append(res.Steps, st)
+		if st.Latency.P99 > float64(bound.Microseconds()) || st.Lost() > 0 || st.Gaps > 0 || st.Duplicates > 0 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond) // let queues settle between steps
+	}
+	return res, nil
+}

@@ -1,0 +1,264 @@
+// Command wsbench is the gateway's load harness: it drives a running gateway
+// over loopback with many WebSocket connections on an nbio event loop and
+// reports latency percentiles, deliveries per CPU-second and memory per
+// connection. Logic lives in package bench.
+//
+//	wsbench idle    --addr 127.0.0.1:8080 --pid PID --steps 1000,5000,10000,18000
+//	wsbench connect --addr ... --conns 18000
+//	wsbench fanout  --addr ... --pid PID --rooms 1 --members 2000 --rate 200
+//	wsbench ramp    --addr ... --pid PID --rooms 1 --members 10000 --rates 10,20,50
+//	wsbench report  --out DIR RESULT.json...
+//	wsbench plan    --users 1000000 --rooms-per-user 10 --msgs-per-user-per-min 2 --avg-room-size 50 [--from RESULT.json...]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatgw/gateway/bench"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "idle", "connect", "fanout", "ramp":
+		err = runScenario(cmd, args)
+	case "report":
+		err = runReport(args)
+	case "plan":
+		err = runPlan(args)
+	case "-h", "--help", "help":
+		usage()
+	default:
+		err = fmt.Errorf("unknown command %q", cmd)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsbench:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: wsbench COMMAND [flags]
+
+scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
+  idle      ramp to N connections in steps; gateway memory per connection
+  connect   handshake rate and connect latency
+  fanout    R rooms x M members, P publishers at a total rate; latency, loss, deliveries per CPU-second
+  ramp      fanout at rising rates until p99 passes a bound or anything is lost
+results:
+  report    write a Markdown summary with charts from result JSON files
+  plan      capacity plan from measured figures
+`)
+}
+
+type common struct {
+	fs         *flag.FlagSet
+	addr       string
+	pid        int
+	src        string
+	pollers    int
+	flight     int
+	jsonOut    string
+	commit     string
+	gwFlags    string
+	dialTimout time.Duration
+}
+
+func newCommon(name string) *common {
+	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c.fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "gateway public address (host:port)")
+	c.fs.IntVar(&c.pid, "pid", 0, "gateway process id, to read its RSS and CPU time from /proc")
+	c.fs.StringVar(&c.src, "src", "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4", "source addresses to dial from, rotated (past one address's ephemeral ports)")
+	c.fs.IntVar(&c.pollers, "pollers", 1, "client event loop goroutines")
+	c.fs.IntVar(&c.flight, "dial-flight", 64, "handshakes in flight at once")
+	c.fs.StringVar(&c.jsonOut, "json", "", "also write the result as JSON to this file")
+	c.fs.StringVar(&c.commit, "commit", "", "gateway commit to record (default: this work tree's)")
+	c.fs.StringVar(&c.gwFlags, "gateway-flags", "", "the gateway's flags, to record beside the figures")
+	c.fs.DurationVar(&c.dialTimout, "dial-timeout", 10*time.Second, "per-connection handshake timeout")
+	return c
+}
+
+func (c *common) target() bench.Target {
+	var srcs []string
+	for _, s := range strings.Split(c.src, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			srcs = append(srcs, s)
+		}
+	}
+	return bench.Target{Addr: c.addr, PID: c.pid, Srcs: srcs, Pollers: c.pollers, DialFlight: c.flight, DialTimeout: c.dialTimout}
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func floats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func runScenario(name string, args []string) error {
+	c := newCommon(name)
+	fs := c.fs
+	steps := fs.String("steps", "1000,5000,10000,18000", "idle: connection counts to measure at")
+	settle := fs.Duration("settle", 2*time.Second, "idle: wait before reading memory at each step")
+	conns := fs.Int("conns", 18000, "connect: connections to open")
+	rooms := fs.Int("rooms", 1, "fanout/ramp: rooms (idle: rooms the connections spread over)")
+	members := fs.Int("members", 2000, "fanout/ramp: members per room")
+	pubs := fs.Int("publishers", 0, "fanout/ramp: publishing members (default: one per room)")
+	rate := fs.Float64("rate", 200, "fanout: messages per second in all")
+	rates := fs.String("rates", "50,100,200,400,800,1600", "ramp: rates to try in turn")
+	payload := fs.Int("payload", 100, "fanout/ramp: message text bytes")
+	dur := fs.Duration("duration", 10*time.Second, "fanout/ramp: sending time per step")
+	drain := fs.Duration("drain", 3*time.Second, "fanout/ramp: wait for deliveries after sending")
+	bound := fs.Duration("p99-bound", 50*time.Millisecond, "ramp: stop when p99 exceeds this")
+	if name == "idle" && !flagGiven(args, "rooms") {
+		*rooms = 100
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *pubs == 0 {
+		*pubs = *rooms
+	}
+	t := c.target()
+	fp := bench.FanoutParams{Rooms: *rooms, Members: *members, Publishers: *pubs, Rate: *rate,
+		Payload: *payload, Duration: *dur, Drain: *drain}
+	started := time.Now()
+	var res *bench.Result
+	var err error
+	switch name {
+	case "idle":
+		var st []int
+		if st, err = ints(*steps); err == nil {
+			res, err = bench.Idle(t, st, *rooms, *settle)
+		}
+	case "connect":
+		res, err = bench.Connect(t, *conns)
+	case "fanout":
+		res, err = bench.Fanout(t, fp)
+	case "ramp":
+		var rs []float64
+		if rs, err = floats(*rates); err == nil {
+			res, err = bench.Ramp(t, fp, rs, *bound)
+		}
+	}
+	if res == nil {
+		return err
+	}
+	res.Started = started
+	res.Machine = bench.ThisMachine()
+	res.Gateway = bench.GatewayInfo{Addr: c.addr, PID: c.pid, Commit: c.commit}
+	if res.Gateway.Commit == "" {
+		res.Gateway.Commit = bench.GitCommit(".")
+	}
+	if c.gwFlags != "" {
+		res.Gateway.Flags = strings.Fields(c.gwFlags)
+	}
+	res.Params = map[string]string{}
+	fs.Visit(func(f *flag.Flag) { res.Params[f.Name] = f.Value.String() })
+	for _, k := range []string{"rooms", "members", "publishers", "payload"} {
+		if _, ok := res.Params[k]; !ok {
+			res.Params[k] = fs.Lookup(k).Value.String()
+		}
+	}
+	res.Params["p99_bound_ms"] = strconv.FormatFloat(float64(bound.Microseconds())/1000, 'f', -1, 64)
+	res.Params["harness_gomaxprocs"] = strconv.Itoa(runtime.GOMAXPROCS(0))
+	bench.Table(os.Stdout, res)
+	if c.jsonOut != "" {
+		if werr := res.WriteJSON(c.jsonOut); werr != nil {
+			return werr
+		}
+	}
+	return err
+}
+
+func flagGiven(args []string, name string) bool {
+	for _, a := range args {
+		if a == "-"+name || a == "--"+name || strings.HasPrefix(a, "-"+name+"=") || strings.HasPrefix(a, "--"+name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func runReport(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	out := fs.String("out", "bench/results/report", "directory for README.md and the charts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("report: give result JSON files")
+	}
+	results, err := bench.ReadResults(fs.Args()...)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	if err := bench.WriteReport(*out, results); err != nil {
+		return err
+	}
+	fmt.Println("wrote", *out+"/README.md")
+	return nil
+}
+
+func runPlan(args []string) error {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	var in bench.PlanInput
+	fs.IntVar(&in.Users, "users", 0, "users online at peak")
+	fs.Float64Var(&in.ConnectionsPerUser, "conns-per-user", 1, "connections per user (devices, tabs)")
+	fs.Float64Var(&in.RoomsPerUser, "rooms-per-user", 1, "rooms each user is in")
+	fs.Float64Var(&in.MsgsPerUserPerMin, "msgs-per-user-per-min", 1, "messages each user sends per minute at peak")
+	fs.Float64Var(&in.AvgRoomSize, "avg-room-size", 10, "members per room on average")
+	fs.IntVar(&in.NodeCores, "node-cores", 2, "cores per node")
+	fs.Float64Var(&in.NodeMemGiB, "node-mem-gib", 24, "memory per node, GiB")
+	fs.Float64Var(&in.Headroom, "headroom", 0.5, "fraction of each node kept free (0.5: plan to use at most half)")
+	fs.Float64Var(&in.BytesPerConn, "bytes-per-conn", 0, "gateway memory per connection (default: from --from results)")
+	fs.Float64Var(&in.DeliveriesPerCPUSec, "deliveries-per-cpu-sec", 0, "deliveries per gateway CPU-second (default: from --from results)")
+	from := fs.String("from", "", "comma-separated result JSON files to take the measured figures from")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from != "" {
+		results, err := bench.ReadResults(strings.Split(*from, ",")...)
+		if err != nil {
+			return err
+		}
+		if in, err = bench.PlanFromResults(in, results); err != nil {
+			return err
+		}
+	}
+	if in.Users <= 0 || in.BytesPerConn <= 0 || in.DeliveriesPerCPUSec <= 0 {
+		return fmt.Errorf("plan: need --users and measured figures (--from RESULTS, or --bytes-per-conn and --deliveries-per-cpu-sec)")
+	}
+	fmt.Print(bench.Plan(in).String())
+	return nil
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The standard bench suite: builds the gateway and wsbench, starts a gateway
+# on loopback, runs idle (to 18k), connect, fanout at three sizes and a ramp,
+# and writes bench/results/<date>-<commit>/ with the JSON, the Markdown and
+# the charts. Stops everything it started.
+#
+#   bash scripts/bench.sh              # full suite (~5 minutes)
+#   QUICK=1 bash scripts/bench.sh      # smaller sizes, for a smoke run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+commit=$(git rev-parse --short HEAD)
+out=${OUT:-bench/results/$(date -u +%Y-%m-%d)-$commit}
+mkdir -p "$out" bin
+go build -o bin/gateway ./cmd/gateway
+go build -o bin/wsbench ./cmd/wsbench
+
+port=${PORT:-18080}
+# Limits that do not throttle the harness's own publishers: the per-connection
+# rate limit would otherwise cap a publisher at 20 messages/s. Recorded in
+# every result as the gateway's flags.
+gwflags="--addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1)) --rate 100000 --burst 100000 --max-rooms 1000"
+
+gw_pid=""
+start_gateway() {
+	# shellcheck disable=SC2086
+	bin/gateway $gwflags --log-level warn 2>"$out/gateway.log" &
+	gw_pid=$!
+	for _ in $(seq 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
+		sleep 0.1
+	done
+	echo "gateway did not start"; cat "$out/gateway.log"; exit 1
+}
+stop_gateway() {
+	[ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null || true
+	gw_pid=""
+}
+trap stop_gateway EXIT
+
+{
+	echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
+	echo "go: $(go version)"
+	echo "commit: $commit"
+	echo "gateway flags: $gwflags"
+} | tee "$out/machine.txt"
+
+run() { # run NAME ARGS...: a scenario against a fresh gateway
+	local name=$1; shift
+	start_gateway
+	echo "== $name"
+	bin/wsbench "$@" --addr "127.0.0.1:$port" --pid "$gw_pid" --commit "$commit" \
+		--gateway-flags "$gwflags" --json "$out/$name.json" | tee "$out/$name.txt"
+	stop_gateway
+}
+
+if [ -n "${QUICK:-}" ]; then
+	run idle idle --steps 500,1000,2000
+	run connect connect --conns 2000
+	run fanout-1x500 fanout --rooms 1 --members 500 --rate 100 --duration 3s
+	run ramp-1x1000 ramp --rooms 1 --members 1000 --rates 50,200 --duration 3s
+else
+	run idle idle --steps 1000,5000,10000,18000
+	run connect connect --conns 18000
+	run fanout-1x2000 fanout --rooms 1 --members 2000 --rate 200 --duration 10s
+	run fanout-10x500 fanout --rooms 10 --members 500 --rate 400 --duration 10s
+	run fanout-100x100 fanout --rooms 100 --members 100 --rate 2000 --duration 10s
+	run ramp-1x10000 ramp --rooms 1 --members 10000 --rates 10,20,40,80,120,160 --duration 5s
+	run ramp-100x100 ramp --rooms 100 --members 100 --rates 1000,2000,4000,8000,12000,16000 --duration 5s
+fi
+
+bin/wsbench report --out "$out" "$out"/*.json
+echo "results in $out"
