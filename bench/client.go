@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -266,9 +265,6 @@ func (e *Engine) parse(c *Conn, data []byte) {
 				_, _ = c.nc.Write(pongFrame)
 			}
 		case 8:
-			if os.Getenv("WSBENCH_DEBUG") != "" {
-				fmt.Fprintf(os.Stderr, "conn %d: close frame % x %q (pend %d)\n", c.ID, b[:min(len(b), 12)], b[h:h+n], len(c.pend))
-			}
 			if c.nc != nil {
 				_ = c.nc.Close()
 			}

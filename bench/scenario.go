@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,6 +156,11 @@ type fanLoad struct {
 	pubs   []*publisher
 	prefix []byte
 
+	// dm: members are pairs exchanging direct messages; a delivery is a
+	// message arriving in the recipient's inbox (the sender's own copy is
+	// seq-checked but not counted).
+	dm bool
+
 	delivered, gaps, dups, errs atomic.Int64
 	hmu                         [8]sync.Mutex
 	hist                        [8]*Histogram
@@ -197,11 +203,7 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 	// rooms round-robin.
 	for i := 0; i < p.Publishers; i++ {
 		c := f.conns[i]
-		text := "b" + string(bytes.Repeat([]byte("0"), tsDigits)) + string(bytes.Repeat([]byte("x"), max(0, p.Payload-1-tsDigits)))
-		payload := `{"type":"send","room":"` + c.Room + `","text":"` + text + `"}`
-		frame := Mask([]byte(payload))
-		inPayload := bytes.Index([]byte(payload), []byte(`"text":"b`)) + len(`"text":"b`)
-		f.pubs = append(f.pubs, &publisher{c: c, frame: frame, tsAt: len(frame) - len(payload) + inPayload, keyAt: inPayload})
+		f.pubs = append(f.pubs, newPublisher(c, `{"type":"send","room":"`+c.Room+`","text":"`, p.Payload))
 	}
 	return f, nil
 }
@@ -234,6 +236,9 @@ func (f *fanLoad) onText(c *Conn, p []byte) {
 		f.gaps.Add(int64(seq - c.LastSeq - 1))
 	}
 	c.LastSeq = seq
+	if f.dm && bytes.Contains(p, []byte(`"from":"`+c.User+`"`)) {
+		return
+	}
 	f.delivered.Add(1)
 	if ts, ok := field(p, `"text":"b`); ok {
 		lat := (time.Now().UnixNano() - int64(ts)) / 1000
@@ -279,22 +284,14 @@ func (f *fanLoad) run(label string, rate float64) Step {
 	}
 	tick.Stop()
 	sendDur := time.Since(start)
-	expected := sent * int64(f.p.Members)
+	perMsg := int64(f.p.Members)
+	if f.dm {
+		perMsg = 1
+	}
+	expected := sent * perMsg
 	deadline := time.Now().Add(f.p.Drain)
 	for f.delivered.Load()+f.gaps.Load() < expected && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
-	}
-	if os.Getenv("WSBENCH_DEBUG") != "" {
-		short := 0
-		for _, c := range f.conns {
-			if c.LastSeq < uint64(sent) {
-				short++
-				if short < 5 {
-					fmt.Fprintf(os.Stderr, "conn %d room %s last %d sent %d\n", c.ID, c.Room, c.LastSeq, sent)
-				}
-			}
-		}
-		fmt.Fprintf(os.Stderr, "short members: %d closed %d\n", short, f.e.Closed())
 	}
 	h := NewHistogram()
 	for i := range f.hist {
@@ -344,5 +341,107 @@ func Ramp(t Target, p FanoutParams, rates []float64, bound time.Duration) (*Resu
 		}
 		time.Sleep(500 * time.Millisecond) // let queues settle between steps
 	}
+	return res, nil
+}
+
+// DM runs pairs of users exchanging direct messages at rate messages per
+// second in all.
+func DM(t Target, pairs int, rate float64, payload int, dur, drain time.Duration) (*Result, error) {
+	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Stop()
+	p := FanoutParams{Rooms: 1, Members: 2 * pairs, Publishers: 2 * pairs, Rate: rate, Payload: payload, Duration: dur, Drain: drain}
+	f := &fanLoad{p: p, t: t, e: e, dm: true}
+	for i := range f.hist {
+		f.hist[i] = NewHistogram()
+	}
+	e.OnText = f.onText
+	id := runID()
+	user := func(i int) string { return "d" + id + "-" + strconv.Itoa(i) }
+	f.conns, err = dialAll(e, t, 0, 2*pairs, user, func(int) []string { return nil }, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range f.conns {
+		c.Room = "@" + c.User
+		peer := user(i ^ 1)
+		f.pubs = append(f.pubs, newPublisher(c, `{"type":"dm","to":"`+peer+`","text":"`, payload))
+	}
+	st := f.run(fmt.Sprintf("%d pairs@%g", pairs, rate), rate)
+	return &Result{Scenario: "dm", Steps: []Step{st}}, nil
+}
+
+// newPublisher encodes a publisher's frame once: head, then the text: "b",
+// the send timestamp digits (patched per send), padding to payload bytes.
+func newPublisher(c *Conn, head string, payload int) *publisher {
+	text := "b" + strings.Repeat("0", tsDigits) + strings.Repeat("x", max(0, payload-1-tsDigits))
+	body := head + text + `"}`
+	frame := Mask([]byte(body))
+	inPayload := len(head) + 1
+	return &publisher{c: c, frame: frame, tsAt: len(frame) - len(body) + inPayload, keyAt: inPayload}
+}
+
+// Churn runs a fan-out load while connections open and close at churn per
+// second (each joins one of 10 side rooms and stays for hold), and reports
+// the fan-out figures beside the churn handshakes.
+func Churn(t Target, p FanoutParams, churn float64, hold time.Duration) (*Result, error) {
+	f, err := newFanLoad(t, p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.stop()
+	ce, err := NewEngine(t.Addr, t.Srcs, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer ce.Stop()
+	id := runID()
+	h := NewHistogram()
+	var opened, failed atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		type live struct {
+			c  *Conn
+			at time.Time
+		}
+		var open []live
+		tick := time.NewTicker(time.Duration(float64(time.Second) / churn))
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				for _, l := range open {
+					_ = l.c.Close()
+				}
+				return
+			case now := <-tick.C:
+				for len(open) > 0 && now.Sub(open[0].at) >= hold {
+					_ = open[0].c.Close()
+					open = open[1:]
+				}
+				c, g, err := ce.Dial(i, "ch"+id+"-"+strconv.Itoa(i), []string{"ch" + id + "-r" + strconv.Itoa(i%10)}, t.DialTimeout)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				h.Record(g.Took.Microseconds())
+				opened.Add(1)
+				open = append(open, live{c, now})
+			}
+		}
+	}()
+	st := f.run(fmt.Sprintf("%dx%d@%g churn %g/s", p.Rooms, p.Members, p.Rate, churn), p.Rate)
+	close(stop)
+	<-done
+	st.Handshakes = opened.Load()
+	st.Errors += failed.Load()
+	cl := h.Summary()
+	res := &Result{Scenario: "churn", Steps: []Step{st}}
+	res.Notes = append(res.Notes, fmt.Sprintf("churn: %d connections opened and closed at %g/s (held %v), %d failed; connect p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+		opened.Load(), churn, hold, failed.Load(), cl.P50/1000, cl.P99/1000, cl.Max/1000))
 	return res, nil
 }

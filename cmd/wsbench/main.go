@@ -7,6 +7,8 @@
 //	wsbench connect --addr ... --conns 18000
 //	wsbench fanout  --addr ... --pid PID --rooms 1 --members 2000 --rate 200
 //	wsbench ramp    --addr ... --pid PID --rooms 1 --members 10000 --rates 10,20,50
+//	wsbench dm      --addr ... --pid PID --pairs 500 --rate 1000
+//	wsbench churn   --addr ... --pid PID --rooms 10 --members 100 --rate 100 --churn 50
 //	wsbench report  --out DIR RESULT.json...
 //	wsbench plan    --users 1000000 --rooms-per-user 10 --msgs-per-user-per-min 2 --avg-room-size 50 [--from RESULT.json...]
 package main
@@ -30,7 +32,7 @@ func main() {
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "idle", "connect", "fanout", "ramp":
+	case "idle", "connect", "fanout", "ramp", "dm", "churn":
 		err = runScenario(cmd, args)
 	case "report":
 		err = runReport(args)
@@ -55,6 +57,8 @@ scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
   connect   handshake rate and connect latency
   fanout    R rooms x M members, P publishers at a total rate; latency, loss, deliveries per CPU-second
   ramp      fanout at rising rates until p99 passes a bound or anything is lost
+  dm        pairs exchanging direct messages; latency and rate
+  churn     fanout while connections open and close at a rate
 results:
   report    write a Markdown summary with charts from result JSON files
   plan      capacity plan from measured figures
@@ -137,6 +141,9 @@ func runScenario(name string, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "fanout/ramp: sending time per step")
 	drain := fs.Duration("drain", 3*time.Second, "fanout/ramp: wait for deliveries after sending")
 	bound := fs.Duration("p99-bound", 50*time.Millisecond, "ramp: stop when p99 exceeds this")
+	pairs := fs.Int("pairs", 500, "dm: pairs of users")
+	churn := fs.Float64("churn", 50, "churn: connections opened (and later closed) per second")
+	hold := fs.Duration("hold", 2*time.Second, "churn: how long each churning connection stays")
 	if name == "idle" && !flagGiven(args, "rooms") {
 		*rooms = 100
 	}
@@ -162,6 +169,10 @@ func runScenario(name string, args []string) error {
 		res, err = bench.Connect(t, *conns)
 	case "fanout":
 		res, err = bench.Fanout(t, fp)
+	case "dm":
+		res, err = bench.DM(t, *pairs, *rate, *payload, *dur, *drain)
+	case "churn":
+		res, err = bench.Churn(t, fp, *churn, *hold)
 	case "ramp":
 		var rs []float64
 		if rs, err = floats(*rates); err == nil {
@@ -182,7 +193,14 @@ func runScenario(name string, args []string) error {
 	}
 	res.Params = map[string]string{}
 	fs.Visit(func(f *flag.Flag) { res.Params[f.Name] = f.Value.String() })
-	for _, k := range []string{"rooms", "members", "publishers", "payload"} {
+	keys := []string{"rooms", "members", "publishers", "payload"}
+	switch name {
+	case "dm":
+		keys = []string{"pairs", "payload"}
+	case "idle", "connect":
+		keys = nil
+	}
+	for _, k := range keys {
 		if _, ok := res.Params[k]; !ok {
 			res.Params[k] = fs.Lookup(k).Value.String()
 		}
