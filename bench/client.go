@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,25 @@ type Engine struct {
 	// established connection; payload is only valid during the call.
 	OnText func(c *Conn, payload []byte)
 	// OnClose is called when a connection ends.
-	OnClose func(c *Conn, err error)
-	closed  atomic.Int64
+	OnClose       func(c *Conn, err error)
+	closed        atomic.Int64
+	firstCloseErr atomic.Pointer[error]
+	closeFrames   atomic.Int64
+	lastClose     atomic.Pointer[string]
+}
+
+// CloseInfo describes the connections that ended: how many, how many by a
+// close frame from the gateway (and the last one's payload), and the first
+// socket error.
+func (e *Engine) CloseInfo() string {
+	s := fmt.Sprintf("%d closed, %d by a close frame", e.closed.Load(), e.closeFrames.Load())
+	if p := e.lastClose.Load(); p != nil {
+		s += fmt.Sprintf(" (last: %q)", *p)
+	}
+	if p := e.firstCloseErr.Load(); p != nil {
+		s += fmt.Sprintf(", first error: %v", *p)
+	}
+	return s
 }
 
 // Conn is one harness connection.
@@ -61,6 +79,9 @@ func NewEngine(addr string, srcs []string, pollers int) (*Engine, error) {
 	e.g.OnData(e.onData)
 	e.g.OnClose(func(nc *nbio.Conn, err error) {
 		e.closed.Add(1)
+		if err != nil {
+			e.firstCloseErr.CompareAndSwap(nil, &err)
+		}
 		if c, ok := nc.Session().(*Conn); ok && e.OnClose != nil {
 			e.OnClose(c, err)
 		}
@@ -265,6 +286,12 @@ func (e *Engine) parse(c *Conn, data []byte) {
 				_, _ = c.nc.Write(pongFrame)
 			}
 		case 8:
+			e.closeFrames.Add(1)
+			reason := string(b[h : h+n])
+			if n >= 2 {
+				reason = strconv.Itoa(int(binary.BigEndian.Uint16(b[h:]))) + " " + string(b[h+2:h+n])
+			}
+			e.lastClose.Store(&reason)
 			if c.nc != nil {
 				_ = c.nc.Close()
 			}

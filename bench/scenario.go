@@ -262,6 +262,7 @@ func (f *fanLoad) run(label string, rate float64) Step {
 		f.hmu[i].Unlock()
 	}
 	cpu0, gcpu0 := selfCPU(), ProcessCPU(f.t.PID)
+	closed0 := f.e.Closed()
 	start := time.Now()
 	var sent int64
 	tick := time.NewTicker(time.Millisecond)
@@ -302,11 +303,14 @@ func (f *fanLoad) run(label string, rate float64) Step {
 	st := Step{
 		Label: label, Conns: len(f.conns), Duration: sendDur.Seconds(), TargetRate: rate,
 		Sent: sent, Expected: expected, Delivered: f.delivered.Load(), Gaps: f.gaps.Load(),
-		Duplicates: f.dups.Load(), Errors: f.errs.Load(), Latency: h.Summary(),
+		Duplicates: f.dups.Load(), Errors: f.errs.Load() + f.e.Closed() - closed0, Latency: h.Summary(),
 		BenchCPU: selfCPU() - cpu0,
 	}
 	if f.t.PID > 0 {
 		st.GatewayCPU = ProcessCPU(f.t.PID) - gcpu0
+	}
+	if f.e.Closed() > closed0 {
+		fmt.Fprintf(os.Stderr, "wsbench: connections ended during %s: %s\n", label, f.e.CloseInfo())
 	}
 	return st
 }
