@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -51,10 +52,13 @@ func (a *admission) release(ip string) {
 }
 
 // remoteIP returns the client address of r without its port.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+func remoteIP(r *http.Request) string { return hostOf(r.RemoteAddr) }
+
+// hostOf returns addr (host:port) without its port.
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return r.RemoteAddr
+		return addr
 	}
 	return host
 }
@@ -81,7 +85,36 @@ func bearer(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
-	return r.URL.Query().Get("token")
+	return queryValue(r.URL.RawQuery, "token")
+}
+
+// queryValue returns url.ParseQuery(raw).Get(key) without building the map
+// of every parameter, which was garbage on every handshake. It skips what
+// ParseQuery skips: segments with a semicolon, bad escapes.
+func queryValue(raw, key string) string {
+	if strings.Count(raw, "&") >= 1000 {
+		// net/url ignores the whole query past its parameter limit
+		// (10000 by default): leave long queries to it, so that the
+		// answer stays the same.
+		q, _ := url.ParseQuery(raw)
+		return q.Get(key)
+	}
+	for raw != "" {
+		var seg string
+		seg, raw, _ = strings.Cut(raw, "&")
+		if seg == "" || strings.Contains(seg, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(seg, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil || k != key {
+			continue
+		}
+		if v, err = url.QueryUnescape(v); err == nil {
+			return v
+		}
+	}
+	return ""
 }
 
 // expiries orders authenticated sessions by token expiry, so one ticker

@@ -95,7 +95,6 @@ func (s *Server) fuzzSession(t *testing.T, user string) (*session, *memSink) {
 	ss := &session{srv: s, expIdx: -1}
 	ss.bucket.Init(s.cfg.Burst, now)
 	ss.c = s.hub.NewClient(user, "s-"+user, sink, now)
-	ss.c.Value = ss
 	ss.welcome()
 	return ss, sink
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,7 @@ type Server struct {
 	verifier *auth.Verifier // nil without a JWT key
 	admit    admission
 	expiries expiries
+	pending  handshakes
 
 	addr      atomic.Value // string: the bound public address
 	adminAddr string
@@ -126,11 +128,9 @@ func New(cfg Config) (*Server, error) {
 		Handler:                 mux,
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      backstop,
-		// Until the upgrade, a socket's read deadline is the handshake
-		// timeout (kept in nbio's timer heap, not a goroutine or timer per
-		// socket), and it is not extended by partial reads: a client that
-		// dribbles its request byte by byte is dropped all the same.
-		KeepaliveTime: cfg.HandshakeTimeout,
+		// The handshake timeout is enforced by s.pending (handshake.go);
+		// nbio's own pre-upgrade deadline is pushed out of the way.
+		KeepaliveTime: farFuture,
 		MaxLoad:       1 << 22,
 	}
 	if cfg.TLSCert != "" {
@@ -148,6 +148,8 @@ func New(cfg Config) (*Server, error) {
 	// asks; nbio's own check would close with 1002.
 	s.engine.CheckUtf8 = func([]byte) bool { return true }
 	s.engine.OnData(s.onData)
+	s.engine.OnOpen(func(c net.Conn) { s.pending.add(c, time.Now().UnixNano()) })
+	s.engine.OnClose(func(c net.Conn, _ error) { s.pending.done(c) })
 	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if sess := sessionOf(c); sess != nil {
 			sess.c.Written(n)
@@ -234,8 +236,9 @@ func (s *Server) tick() {
 	t := time.NewTicker(step)
 	defer t.Stop()
 	idle := int64(2 * s.cfg.Heartbeat)
-	// Token expiry is checked four times a second: a connection is closed
-	// within 1 s of its exp.
+	// Token expiry and pending handshakes are checked four times a second:
+	// a connection is closed within 1 s of its exp, a stalled handshake
+	// within a quarter second of the handshake timeout.
 	exp := time.NewTicker(250 * time.Millisecond)
 	defer exp.Stop()
 	for i := 0; ; {
@@ -246,6 +249,7 @@ func (s *Server) tick() {
 			s.hub.Tick(i, now.UnixNano(), idle)
 			i++
 		case now := <-exp.C:
+			s.pending.expire(now.Add(-s.cfg.HandshakeTimeout).UnixNano())
 			for _, ss := range s.expiries.due(now) {
 				ss.c.Close(closeTokenExpired, "token expired; refresh and reconnect")
 			}
@@ -351,7 +355,14 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	}
 	s.hub.Remove(sess.c, sess.offline)
 	s.expiries.set(sess, 0)
-	s.admit.release(sess.ip)
+	ip := ""
+	if s.cfg.MaxConnsPerIP > 0 {
+		// The address is the one serveWS admitted (nbhttp makes
+		// Request.RemoteAddr from it); taking it from the socket again
+		// spares every session a copy.
+		ip = hostOf(ws.RemoteAddr().String())
+	}
+	s.admit.release(ip)
 }
 
 func newSessionID() string {
@@ -377,7 +388,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "origin not allowed")
 		return
 	}
-	ident, status, reason := s.identify(r)
+	user, ident, status, reason := s.identify(r)
 	if status != 0 {
 		refuse(status, reason)
 		return
@@ -395,40 +406,45 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.admit.release(ip)
 		return // the upgrader has answered with an HTTP error
 	}
+	s.pending.done(ws.UnderlayerConn())
 	now := time.Now().UnixNano()
-	sess := &session{srv: s, ws: ws, ip: ip, ident: ident, expIdx: -1}
+	sess := &session{srv: s, ident: ident, expIdx: -1}
 	sess.bucket.Init(s.cfg.Burst, now)
-	sess.c = s.hub.NewClient(ident.User, newSessionID(), socketOf(ws), now)
-	sess.c.Value = sess
+	sess.c = s.hub.NewClient(user, newSessionID(), socketOf(ws), now)
 	ws.SetSession(sess)
-	s.expiries.set(sess, unixNano(ident.Expires))
+	if ident != nil {
+		s.expiries.set(sess, unixNano(ident.Expires))
+	}
 	sess.welcome()
 }
 
 // identify names the user of a handshake: from a verified JWT when one is
-// presented, else from ?user= in anonymous mode. It returns an HTTP status
-// and reason when the handshake must be refused. The token never reaches a
-// log line or a reply.
-func (s *Server) identify(r *http.Request) (*auth.Identity, int, string) {
+// presented, else from ?user= in anonymous mode, where the identity is nil
+// (no room claims, no expiry: nothing worth an allocation per connection).
+// It returns an HTTP status and reason when the handshake must be refused.
+// The token never reaches a log line or a reply.
+func (s *Server) identify(r *http.Request) (string, *auth.Identity, int, string) {
 	token := bearer(r)
 	if token != "" || !s.cfg.Anonymous {
 		if s.verifier == nil {
-			return nil, http.StatusUnauthorized, "this node does not accept tokens; connect with ?user="
+			return "", nil, http.StatusUnauthorized, "this node does not accept tokens; connect with ?user="
 		}
 		id, err := s.verifier.Verify(token)
 		if err != nil {
-			return nil, http.StatusUnauthorized, err.Error()
+			return "", nil, http.StatusUnauthorized, err.Error()
 		}
-		return id, 0, ""
+		return id.User, id, 0, ""
 	}
-	user := r.URL.Query().Get("user")
+	user := queryValue(r.URL.RawQuery, "user")
 	if user == "" {
-		user = "guest-" + newSessionID()
+		return "guest-" + newSessionID(), nil, 0, ""
 	}
 	if !codec.ValidName(user) {
-		return nil, http.StatusBadRequest, "invalid user id: 1-64 characters of A-Z a-z 0-9 _ . : -"
+		return "", nil, http.StatusBadRequest, "invalid user id: 1-64 characters of A-Z a-z 0-9 _ . : -"
 	}
-	return &auth.Identity{User: user}, 0, ""
+	// The name is a slice of the request line; a copy of its own keeps
+	// the whole request URI from living as long as the connection.
+	return strings.Clone(user), nil, 0, ""
 }
 
 // isLoopback reports whether the host of addr is a loopback address.

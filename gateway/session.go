@@ -45,10 +45,8 @@ const typingEvery = int64(2 * time.Second)
 // only touched from that one handler at a time.
 type session struct {
 	srv *Server
-	ws  *websocket.Conn
 	c   *hub.Client
 
-	ip      string         // client address, for the per-address cap
 	ident   *auth.Identity // nil in anonymous mode; replaced by refresh
 	expires int64          // token expiry, Unix ns; guarded by Server.expiries
 	expIdx  int            // place in Server.expiries, -1 when absent
@@ -226,19 +224,22 @@ func (ss *session) join(req *codec.Request) {
 		ss.fail(req.ID, codeTooManyRooms, "room limit reached; leave a room first")
 		return
 	}
+	// Join writes the frame before it returns and keeps no reference, so
+	// it is built in a pooled buffer, released below, rather than copied:
+	// every connection joins at least once, and the copy was garbage.
+	var f *codec.Frame
 	res, err := ss.srv.hub.Join(ss.c, req.Room, func() ([]byte, uint64, error) {
-		j, err := ss.srv.joined(req)
-		if err != nil {
+		var j codec.Joined
+		if err := ss.srv.joined(req, &j); err != nil {
 			return nil, 0, err
 		}
-		f := codec.NewFrame()
-		f.B = codec.AppendJoined(f.B, j)
-		// Join sends the frame before returning, so the pooled buffer
-		// could be released then; copying keeps ownership simple.
-		out := f.Owned()
-		f.Release()
-		return out, j.Seq, nil
+		f = codec.NewFrame()
+		f.B = codec.AppendJoined(f.B, &j)
+		return f.Bytes(), j.Seq, nil
 	})
+	if f != nil {
+		f.Release()
+	}
 	if err != nil {
 		ss.fail(req.ID, codeUnavailable, "history store unavailable")
 		return
@@ -249,13 +250,14 @@ func (ss *session) join(req *codec.Request) {
 	}
 }
 
-// joined computes a join's reply under the room's lock (see hub.Join).
-func (s *Server) joined(req *codec.Request) (*codec.Joined, error) {
+// joined computes a join's reply into j under the room's lock (see
+// hub.Join). j is the caller's, so that it need not live on the heap.
+func (s *Server) joined(req *codec.Request, j *codec.Joined) error {
 	size := s.cfg.HistorySize
-	j := &codec.Joined{ID: req.ID, Room: req.Room, Messages: [][]byte{}}
+	*j = codec.Joined{ID: req.ID, Room: req.Room, Messages: [][]byte{}}
 	_, latest, epoch, _, err := s.store.Range(req.Room, 0, 0, 0)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	j.Seq, j.Epoch = latest, epoch
 	limit := size
@@ -268,7 +270,7 @@ func (s *Server) joined(req *codec.Request) (*codec.Joined, error) {
 		var complete bool
 		msgs, _, _, complete, err = s.store.Range(req.Room, req.Since.Seq, math.MaxUint64, size)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if complete {
 			j.Recovered = true
@@ -279,12 +281,12 @@ func (s *Server) joined(req *codec.Request) (*codec.Joined, error) {
 		msgs, _, _, _, err = s.store.Range(req.Room, 0, math.MaxUint64, limit)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := range msgs {
 		j.Messages = append(j.Messages, msgs[i].Payload())
 	}
-	return j, nil
+	return nil
 }
 
 func (ss *session) offline(room string, usersBefore int) {

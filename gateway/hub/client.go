@@ -22,24 +22,26 @@ type Sink interface {
 // Lock order: Room.mu before Client.mu. Every write to the sink happens
 // under mu, which is what orders a room's joined frame before its live
 // messages and keeps a batch from being split by another writer.
+//
+// The small fields are packed after mu so that the struct fits the
+// 128-byte allocation class.
 type Client struct {
 	User    string // user id; read-only
 	Session string // session id; read-only
-	Value   any    // owned by the hub's user (the gateway keeps its state here)
 
 	hub  *Hub
 	sink Sink
 
-	mu      sync.Mutex
-	rooms   []*Member // memberships, the personal inbox included
-	closing bool      // a close frame was sent; nothing else will be
-	queued  int64     // bytes handed to sink
+	mu       sync.Mutex
+	closing  bool        // under mu: a close frame was sent; nothing else will be
+	gone     atomic.Bool // removed from the hub
+	regShard uint8       // place in the hub's registry, under its shard lock
+	regIdx   int32
+	rooms    []*Member // under mu: memberships, the personal inbox included
+	queued   int64     // under mu: bytes handed to sink
 
 	written  atomic.Int64 // bytes the socket took (see Written)
 	lastSeen atomic.Int64 // Unix ns of the last frame received
-	gone     atomic.Bool  // removed from the hub
-
-	regShard, regIdx int // place in the hub's registry, under its shard lock
 }
 
 // Written records n bytes taken by the socket. The gateway calls it from
@@ -151,6 +153,9 @@ func (c *Client) IsMember(name string) bool {
 	return c.memberOf(name) != nil
 }
 
+// Client.regShard is a uint8: this fails to compile if clientShards outgrows it.
+const _ = uint8(clientShards - 1)
+
 // registry holds every client in shards, for the heartbeat sweep and drain.
 type registry struct {
 	mu      sync.Mutex
@@ -158,10 +163,10 @@ type registry struct {
 }
 
 func (h *Hub) register(c *Client) {
-	i := int(h.nextShard.Add(1) % clientShards)
+	i := uint8(h.nextShard.Add(1) % clientShards)
 	r := &h.clients[i]
 	r.mu.Lock()
-	c.regShard, c.regIdx = i, len(r.clients)
+	c.regShard, c.regIdx = i, int32(len(r.clients))
 	r.clients = append(r.clients, c)
 	r.mu.Unlock()
 	h.stats.conns.Add(1)

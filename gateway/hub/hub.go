@@ -13,6 +13,7 @@ package hub
 
 import (
 	"hash/maphash"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -89,30 +90,148 @@ type roomShard struct {
 
 // Room is a set of members with the per-user state presence, typing and
 // read receipts need. It exists while it has members or a Publish is using
-// it.
+// it. Every connection has one of its own (its inbox), so a Room is kept to
+// 64 bytes: the worker is an index, and the per-user maps are only made
+// when a second distinct user joins or a user's typing or read state is
+// needed.
 type Room struct {
-	name   string
-	worker *worker
+	name string
 
 	mu      sync.Mutex
-	members []*Member
-	users   map[string]*roomUser
+	busy    int32  // Publish calls holding the room without membership
+	worker  uint16 // index in Hub.workers
 	dead    bool
-	busy    int // Publish calls holding the room without membership
+	members []*Member
+	users   *roomUsers // nil until needed
 }
 
-type roomUser struct {
-	conns    int
+// roomUsers is a room's per-user bookkeeping, kept apart from Room because
+// most rooms (inboxes) never need it.
+type roomUsers struct {
+	// conns counts each distinct user's connections. It is nil while all
+	// members are connections of one user (an inbox always), whose count
+	// is then len(members).
+	conns map[string]int32
+	// acts has the state of the users that typed or sent read receipts,
+	// which most never do; it goes when the user's last connection does.
+	acts map[string]*userActs
+}
+
+type userActs struct {
 	typingAt int64 // Unix ns of the last forwarded typing
 	readSeq  uint64
 }
 
-// Member is one client's membership of one room.
+// The methods below on a Room's users are called with r.mu held.
+
+// oneUser reports whether every member is a connection of one user, the
+// one of members[0], so that no per-user counts are kept.
+func (r *Room) oneUser() bool { return r.users == nil || r.users.conns == nil }
+
+// userCount returns the number of distinct users with a connection in r.
+func (r *Room) userCount() int {
+	switch {
+	case !r.oneUser():
+		return len(r.users.conns)
+	case len(r.members) > 0:
+		return 1
+	}
+	return 0
+}
+
+// hasUser reports whether user has a connection in r.
+func (r *Room) hasUser(user string) bool {
+	if r.oneUser() {
+		return len(r.members) > 0 && r.members[0].client.User == user
+	}
+	return r.users.conns[user] > 0
+}
+
+// addUser counts a connection of user joining r, before its member is
+// added, and reports whether it is the user's first.
+func (r *Room) addUser(user string) (first bool) {
+	if r.oneUser() {
+		if len(r.members) == 0 {
+			return true
+		}
+		only := r.members[0].client.User
+		if only == user {
+			return false
+		}
+		if r.users == nil {
+			r.users = &roomUsers{}
+		}
+		r.users.conns = map[string]int32{only: int32(len(r.members))}
+	}
+	n := r.users.conns[user]
+	r.users.conns[user] = n + 1
+	return n == 0
+}
+
+// removeUser counts a connection of user leaving r, after its member was
+// removed, and reports whether it was the user's last.
+func (r *Room) removeUser(user string) (last bool) {
+	if r.oneUser() {
+		last = len(r.members) == 0
+	} else {
+		n := r.users.conns[user]
+		switch {
+		case n <= 0:
+			return false
+		case n > 1:
+			r.users.conns[user] = n - 1
+			return false
+		}
+		delete(r.users.conns, user)
+		last = true
+	}
+	if last && r.users != nil {
+		delete(r.users.acts, user)
+	}
+	return last
+}
+
+// userActs returns the typing and read state of user, or nil if it has no
+// connection in r.
+func (r *Room) userActs(user string) *userActs {
+	if !r.hasUser(user) {
+		return nil
+	}
+	if r.users == nil {
+		r.users = &roomUsers{}
+	}
+	if r.users.acts == nil {
+		r.users.acts = make(map[string]*userActs)
+	}
+	a := r.users.acts[user]
+	if a == nil {
+		a = &userActs{}
+		r.users.acts[user] = a
+	}
+	return a
+}
+
+// appendUsers appends the name of every distinct user in r to dst.
+func (r *Room) appendUsers(dst []string) []string {
+	if r.oneUser() {
+		if len(r.members) > 0 {
+			dst = append(dst, r.members[0].client.User)
+		}
+		return dst
+	}
+	for name := range r.users.conns {
+		dst = append(dst, name)
+	}
+	return dst
+}
+
+// Member is one client's membership of one room. Every connection has one
+// per room it is in, its inbox included, so it is kept to 32 bytes.
 type Member struct {
 	room   *Room
 	client *Client
-	idx    int    // index in room.members, under room.mu
 	from   uint64 // live messages with seq <= from were covered by joined
+	idx    int32  // index in room.members, under room.mu
 	active bool   // under client.mu: false once left
 }
 
@@ -120,6 +239,9 @@ type Member struct {
 func New(cfg Config) *Hub {
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
+	}
+	if cfg.Workers > math.MaxUint16 {
+		cfg.Workers = math.MaxUint16 // Room.worker is a uint16
 	}
 	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range h.rooms {
@@ -177,8 +299,7 @@ func (h *Hub) acquire(name string) *Room {
 		s.mu.Lock()
 		r := s.rooms[name]
 		if r == nil {
-			r = &Room{name: name, users: make(map[string]*roomUser),
-				worker: h.workers[maphash.String(h.seed, name)%uint64(len(h.workers))]}
+			r = &Room{name: name, worker: uint16(maphash.String(h.seed, name) % uint64(len(h.workers)))}
 			s.rooms[name] = r
 			h.stats.rooms.Add(1)
 		}
@@ -240,6 +361,8 @@ type JoinResult struct {
 // calls joined, which returns the joined frame and the seq that frame
 // covers: c receives the frame before any live message of the room, and
 // then every message with a greater seq. If joined fails, nothing changes.
+// Join keeps no reference to the frame once it returns, so the caller may
+// reuse its buffer then.
 func (h *Hub) Join(c *Client, name string, joined func() (frame []byte, covered uint64, err error)) (JoinResult, error) {
 	r := h.acquire(name)
 	defer h.release(r)
@@ -257,20 +380,14 @@ func (h *Hub) Join(c *Client, name string, joined func() (frame []byte, covered 
 		res.Rejoin = true
 		m.from = covered
 	} else {
-		m = &Member{room: r, client: c, idx: len(r.members), from: covered, active: true}
+		m = &Member{room: r, client: c, idx: int32(len(r.members)), from: covered, active: true}
+		res.FirstConn = r.addUser(c.User)
 		r.members = append(r.members, m)
 		c.rooms = append(c.rooms, m)
-		u := r.users[c.User]
-		if u == nil {
-			u = &roomUser{}
-			r.users[c.User] = u
-			res.FirstConn = true
-		}
-		u.conns++
 	}
 	c.sendLocked(frame)
 	c.mu.Unlock()
-	res.Users = len(r.users)
+	res.Users = r.userCount()
 	return res, nil
 }
 
@@ -307,21 +424,14 @@ func (h *Hub) leave(m *Member, offline func(string, int)) bool {
 		}
 	}
 	c.mu.Unlock()
+	usersBefore := r.userCount()
 	last := len(r.members) - 1
 	moved := r.members[last]
 	r.members[m.idx] = moved
 	moved.idx = m.idx
 	r.members[last] = nil
 	r.members = r.members[:last]
-	usersBefore := len(r.users)
-	lastConn := false
-	if u := r.users[c.User]; u != nil {
-		u.conns--
-		if u.conns == 0 {
-			delete(r.users, c.User)
-			lastConn = true
-		}
-	}
+	lastConn := r.removeUser(c.User)
 	r.busy++ // release deletes the room if this emptied it
 	h.release(r)
 	if lastConn && offline != nil {
@@ -338,7 +448,7 @@ func (h *Hub) Publish(name string, store func() (frame []byte, seq uint64, ok bo
 	r := h.acquire(name)
 	frame, seq, ok := store()
 	if ok && len(r.members) > 0 {
-		r.worker.enqueue(delivery{room: r, frame: frame, seq: seq})
+		h.workers[r.worker].enqueue(delivery{room: r, frame: frame, seq: seq})
 	}
 	h.release(r)
 }
@@ -351,7 +461,7 @@ func (h *Hub) Broadcast(name string, frame []byte, exclude *Client) {
 		return
 	}
 	if len(r.members) > 0 {
-		r.worker.enqueue(delivery{room: r, frame: frame, exclude: exclude})
+		h.workers[r.worker].enqueue(delivery{room: r, frame: frame, exclude: exclude})
 	}
 	r.mu.Unlock()
 }
@@ -368,7 +478,7 @@ func (h *Hub) Typing(c *Client, name string, now, every int64) (member, forward 
 	if !c.IsMember(name) {
 		return false, false
 	}
-	u := r.users[c.User]
+	u := r.userActs(c.User)
 	if u == nil || (u.typingAt != 0 && now-u.typingAt < every) {
 		return true, false
 	}
@@ -387,7 +497,7 @@ func (h *Hub) Read(c *Client, name string, seq uint64) (member, forward bool) {
 	if !c.IsMember(name) {
 		return false, false
 	}
-	u := r.users[c.User]
+	u := r.userActs(c.User)
 	if u == nil || seq <= u.readSeq {
 		return true, false
 	}
@@ -402,10 +512,7 @@ func (h *Hub) Presence(name string, max int) ([]string, int) {
 	if r == nil {
 		return []string{}, 0
 	}
-	users := make([]string, 0, min(len(r.users), max))
-	for u := range r.users {
-		users = append(users, u)
-	}
+	users := r.appendUsers(make([]string, 0, r.userCount()))
 	r.mu.Unlock()
 	sort.Strings(users)
 	total := len(users)
