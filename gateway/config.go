@@ -35,6 +35,7 @@ type Config struct {
 	MaxConnsPerIP    int           // per client address; 0: none (HTTP 429)
 	HandshakeTimeout time.Duration // a socket must complete its upgrade within this
 	TLSCert, TLSKey  string        // PEM files: serve wss:// on Addr
+	Pprof            bool          // mount net/http/pprof on the admin listener
 
 	Logger *slog.Logger
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"strings"
@@ -194,6 +195,14 @@ func (s *Server) Start() error {
 			}
 			_, _ = w.Write([]byte("ready\n"))
 		})
+		if s.cfg.Pprof {
+			// Profiles only on the admin listener, never the public one.
+			amux.HandleFunc("/debug/pprof/", pprof.Index)
+			amux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			amux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			amux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			amux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		s.admin = &http.Server{Handler: amux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = s.admin.Serve(ln) }()
 	}

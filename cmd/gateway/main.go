@@ -50,6 +50,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "a new socket must complete its WebSocket upgrade within this")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain: serve wss:// on --addr (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener (never the public one)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nRuns one chat gateway node. Each flag may also be set as GATEWAY_<NAME>,\ne.g. GATEWAY_MAX_ROOMS=50; the command line wins.\n\n")

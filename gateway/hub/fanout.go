@@ -96,8 +96,8 @@ func (w *worker) run() {
 // room's messages wait at most lingerMax.
 const (
 	lingerFrom   = time.Millisecond      // passes cheaper than this never wait
-	lingerFactor = 3                     // wait this many times the pass's cost...
-	lingerMax    = 20 * time.Millisecond // ...but never longer than this
+	lingerFactor = 6                     // wait this many times the pass's cost...
+	lingerMax    = 30 * time.Millisecond // ...but never longer than this
 )
 
 func (w *worker) linger(cost time.Duration) {
