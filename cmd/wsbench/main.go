@@ -22,10 +22,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lesismal/nbio/logging"
+
 	"github.com/chatgw/gateway/bench"
 )
 
 func main() {
+	logging.SetLevel(logging.LevelError) // nbio's start/stop lines are noise here
 	if len(os.Args) < 2 {
 		usage()
 		os.Exit(2)

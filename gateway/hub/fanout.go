@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -34,6 +35,7 @@ type worker struct {
 	// Owned by the worker goroutine; reused so that nothing on the
 	// per-recipient path allocates.
 	batch   []delivery
+	order   map[*Room]int // first appearance of each room in the batch
 	members []*Member
 	buf     []byte
 }
@@ -130,6 +132,23 @@ const maxKeptBuf = 1 << 20
 
 // deliver fans out one batch, run by run.
 func (w *worker) deliver(batch []delivery) {
+	// Group the batch by room, keeping each room's frames in their order
+	// (the order between rooms does not matter): interleaved publishes to
+	// many rooms then still leave as one write per member and pass.
+	if len(batch) > 1 {
+		if w.order == nil {
+			w.order = make(map[*Room]int)
+		}
+		for i := range batch {
+			if _, ok := w.order[batch[i].room]; !ok {
+				w.order[batch[i].room] = len(w.order)
+			}
+		}
+		if len(w.order) > 1 {
+			slices.SortStableFunc(batch, func(a, b delivery) int { return w.order[a.room] - w.order[b.room] })
+		}
+		clear(w.order)
+	}
 	for start := 0; start < len(batch); {
 		end := start + 1
 		for end < len(batch) && batch[end].room == batch[start].room {
