@@ -11,7 +11,7 @@ import (
 // KernelBytesPerSocket is the kernel memory one idle TCP socket costs
 // outside the gateway process: tcp_sock (~2.4 KB) plus its inode, dentry,
 // file and epoll item, ~3.8 KB in all. Measured on the 2-core development
-// machine with slabtop (see /work/shared/DESIGN.md, "Limits of these
+// machine with slabtop (see the project's shared DESIGN.md, "Limits of these
 // machines"). It is the floor no user-space design removes, so Plan adds it
 // to the process memory per connection.
 const KernelBytesPerSocket = 3800
@@ -403,7 +403,7 @@ func (o PlanOutput) notes() []string {
 		ns = append(ns, "deliveries per CPU-second: "+in.DeliveriesPerCPUSecSource)
 	}
 	ns = append(ns,
-		fmt.Sprintf("kernel memory per socket (%d B) was measured on the 2-core development machine (see /work/shared/DESIGN.md)", KernelBytesPerSocket),
+		fmt.Sprintf("kernel memory per socket (%d B) was measured on the 2-core development machine (see the project's shared DESIGN.md)", KernelBytesPerSocket),
 		"bytes per connection were measured with each connection in one room; more rooms per user cost more memory than planned here",
 		"deliveries per CPU-second come from the most efficient loss-free step measured; batching makes lighter loads cost more CPU per delivery")
 	return ns
