@@ -199,6 +199,10 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 		e.Stop()
 		return nil, err
 	}
+	// Joining makes the gateway fan presence events out to every room's
+	// members; let that finish before measuring, so the first step's
+	// latencies are the load's, not the setup's.
+	time.Sleep(time.Second + time.Duration(len(f.conns))*time.Second/5000)
 	// Conn i is in room i%Rooms, so the first Publishers conns cover the
 	// rooms round-robin.
 	for i := 0; i < p.Publishers; i++ {

@@ -65,8 +65,8 @@ else
 	run fanout-1x2000 fanout --rooms 1 --members 2000 --rate 200 --duration 10s
 	run fanout-10x500 fanout --rooms 10 --members 500 --rate 400 --duration 10s
 	run fanout-100x100 fanout --rooms 100 --members 100 --rate 2000 --duration 10s
-	run ramp-1x10000 ramp --rooms 1 --members 10000 --rates 10,20,40,80,120,160 --duration 5s
-	run ramp-100x100 ramp --rooms 100 --members 100 --rates 1000,2000,4000,8000,12000,16000 --duration 5s
+	run ramp-1x10000 ramp --rooms 1 --members 10000 --rates 2,5,10,20,40,80 --duration 5s
+	run ramp-100x100 ramp --rooms 100 --members 100 --rates 100,200,400,800,1600,3200 --duration 5s
 fi
 
 bin/wsbench report --out "$out" "$out"/*.json

@@ -94,8 +94,9 @@ func (w *worker) run() {
 // arrive meanwhile leave together, one write per member for several
 // messages, which is what raises deliveries per CPU-second (a write costs
 // about the same for one frame or ten). Cheap passes (small rooms, light
-// load) never wait, so a message to a quiet room goes out at once; a hot
-// room's messages wait at most lingerMax.
+// load) never wait, nor does a worker that finished its pass with nothing
+// new queued, so a message to a quiet room goes out at once; a hot room's
+// messages wait at most lingerMax.
 const (
 	lingerFrom   = time.Millisecond      // passes cheaper than this never wait
 	lingerFactor = 6                     // wait this many times the pass's cost...
@@ -106,7 +107,15 @@ func (w *worker) linger(cost time.Duration) {
 	if cost < lingerFrom {
 		return
 	}
-	time.Sleep(min(lingerFactor*cost, lingerMax))
+	// Only a worker that is falling behind waits: if nothing was queued
+	// while it wrote, it is keeping up and the next message goes out at
+	// once.
+	w.mu.Lock()
+	behind := len(w.queue) > 0
+	w.mu.Unlock()
+	if behind {
+		time.Sleep(min(lingerFactor*cost, lingerMax))
+	}
 }
 
 // maxWriteBytes bounds one coalesced write, which bounds how far a client's
