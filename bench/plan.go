@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -416,17 +417,19 @@ func bindingName(b string) string {
 	return b
 }
 
-// num formats a figure with thousands separators and at most 2 decimals.
+// fmtNum formats a figure with thousands separators and at most 2 decimals.
 func fmtNum(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return fmt.Sprint(v)
 	}
-	neg := v < 0
-	if neg {
-		v = -v
-	}
-	s := fmt.Sprintf("%.2f", v)
+	s := strconv.FormatFloat(math.Abs(v), 'f', 2, 64)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return groupThousands(s, v < 0)
+}
+
+// groupThousands puts commas into the integer part of the unsigned decimal
+// s, and a minus sign in front when neg.
+func groupThousands(s string, neg bool) string {
 	intPart, frac, _ := strings.Cut(s, ".")
 	var b strings.Builder
 	if neg {

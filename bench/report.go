@@ -650,22 +650,7 @@ func fmtFixed(v float64, dec int) string {
 	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return "—"
 	}
-	s := strconv.FormatFloat(math.Abs(v), 'f', dec, 64)
-	intPart, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	if v < 0 {
-		b.WriteByte('-')
-	}
-	for i, c := range intPart {
-		if i > 0 && (len(intPart)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if frac != "" {
-		b.WriteString("." + frac)
-	}
-	return b.String()
+	return groupThousands(strconv.FormatFloat(math.Abs(v), 'f', dec, 64), v < 0)
 }
 
 // itoa formats a count with thousands separators; 0 is "0".
