@@ -23,7 +23,10 @@ type Target struct {
 
 // runID makes room and user names unique per run, so every run starts
 // from empty rooms (seq 1) without restarting the gateway.
-func runID() string { return strconv.FormatInt(time.Now().UnixNano()%1e10, 36) }
+// The process id keeps worker processes started together apart.
+func runID() string {
+	return strconv.FormatInt(time.Now().UnixNano()%1e10, 36) + strconv.FormatInt(int64(os.Getpid()), 36)
+}
 
 // dialAll opens n connections, conn i as user(i) joined to rooms(i), with
 // at most t.DialFlight handshakes in flight. It records connect latencies

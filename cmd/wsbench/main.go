@@ -14,9 +14,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -144,6 +147,7 @@ func runScenario(name string, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "fanout/ramp: sending time per step")
 	drain := fs.Duration("drain", 3*time.Second, "fanout/ramp: wait for deliveries after sending")
 	bound := fs.Duration("p99-bound", 50*time.Millisecond, "ramp: stop when p99 exceeds this")
+	workers := fs.Int("workers", 0, "connect: worker processes (0: as many as the per-process open-file limit needs)")
 	pairs := fs.Int("pairs", 500, "dm: pairs of users")
 	churn := fs.Float64("churn", 50, "churn: connections opened (and later closed) per second")
 	hold := fs.Duration("hold", 2*time.Second, "churn: how long each churning connection stays")
@@ -169,7 +173,11 @@ func runScenario(name string, args []string) error {
 			res, err = bench.Idle(t, st, *rooms, *settle)
 		}
 	case "connect":
-		res, err = bench.Connect(t, *conns)
+		if n := workersFor(*workers, *conns); n > 1 {
+			res, err = connectWorkers(c, n, *conns)
+		} else {
+			res, err = bench.Connect(t, *conns)
+		}
 	case "fanout":
 		res, err = bench.Fanout(t, fp)
 	case "dm":
@@ -282,4 +290,65 @@ func runPlan(args []string) error {
 	}
 	fmt.Print(bench.Plan(in).String())
 	return nil
+}
+
+// workersFor returns how many processes n connections need: the number
+// asked for, or enough that none exceeds the open-file limit.
+func workersFor(asked, n int) int {
+	if asked > 0 {
+		return asked
+	}
+	per := bench.FilesPerProcess()
+	return (n + per - 1) / per
+}
+
+// connectWorkers runs the connect scenario in n child processes at once,
+// each opening its share, and merges their steps; the gateway's CPU is read
+// here, around all of them.
+func connectWorkers(c *common, n, conns int) (*bench.Result, error) {
+	dir, err := os.MkdirTemp("", "wsbench-workers")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	gcpu0 := bench.ProcessCPU(c.pid)
+	start := time.Now()
+	var procs []*exec.Cmd
+	var files []string
+	for w := 0; w < n; w++ {
+		share := conns / n
+		if w < conns%n {
+			share++
+		}
+		f := filepath.Join(dir, fmt.Sprintf("w%d.json", w))
+		cmd := exec.Command(os.Args[0], "connect", "--workers", "1", "--conns", strconv.Itoa(share),
+			"--addr", c.addr, "--src", c.src, "--dial-flight", strconv.Itoa(max(1, c.flight/n)),
+			"--dial-timeout", c.dialTimout.String(), "--json", f)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		procs, files = append(procs, cmd), append(files, f)
+	}
+	var firstErr error
+	for _, p := range procs {
+		if err := p.Wait(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("worker: %w", err)
+		}
+	}
+	parts, err := bench.ReadResults(files...)
+	if err != nil {
+		return nil, errors.Join(firstErr, err)
+	}
+	var steps []bench.Step
+	for _, p := range parts {
+		steps = append(steps, p.Steps...)
+	}
+	st := bench.MergeSteps(strconv.Itoa(conns), steps)
+	if c.pid > 0 {
+		st.GatewayCPU = bench.ProcessCPU(c.pid) - gcpu0
+	}
+	res := &bench.Result{Scenario: "connect", Steps: []bench.Step{st}}
+	res.Notes = append(res.Notes, fmt.Sprintf("%d worker processes, %v wall time in all", n, time.Since(start).Round(time.Millisecond)))
+	return res, firstErr
 }
