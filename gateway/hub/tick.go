@@ -52,11 +52,10 @@ func (h *Hub) Tick(shard int, t, idle int64) {
 			c.Close(CloseNormal, "heartbeat timeout")
 			continue
 		}
+		// Through sendLocked, so a ping to a client that stopped reading
+		// counts towards its outbound cap like any other frame.
 		c.mu.Lock()
-		if !c.closing {
-			c.queued += int64(len(codec.PingFrame))
-			_, _ = c.sink.Write(codec.PingFrame)
-		}
+		c.sendLocked(codec.PingFrame)
 		c.mu.Unlock()
 	}
 	r.mu.Unlock()
