@@ -14,7 +14,10 @@ import (
 // pending set is keyed by the raw socket under the TLS wrapper.
 func TestWSSOutlivesHandshakeTimeout(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	n := startNode(t, func(c *gateway.Config) { c.TLSCert, c.TLSKey = certFile, keyFile; c.HandshakeTimeout = 500 * time.Millisecond })
+	n := startNode(t, func(c *gateway.Config) {
+		c.TLSCert, c.TLSKey = certFile, keyFile
+		c.HandshakeTimeout = 500 * time.Millisecond
+	})
 	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	ws, _, err := d.Dial("wss://"+n.srv.Addr()+"/ws?user=alice", nil)
 	if err != nil {
