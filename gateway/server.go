@@ -105,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		PresenceMaxMembers: cfg.PresenceMaxMembers,
 		CloseGrace:         int64(closeGrace),
 		Workers:            runtime.NumCPU(),
+		SplitRoomsAbove:    4000,
 	})
 
 	mux := http.NewServeMux()

@@ -14,6 +14,10 @@ type delivery struct {
 	frame   []byte
 	seq     uint64
 	exclude *Client
+	// share is 0 for a whole room, or k+1 when only the clients of share k
+	// (registry shard mod worker count) are to be written: a split room's
+	// worker hands each other worker its share (see deliverRun).
+	share uint16
 }
 
 // worker fans queued deliveries out. Each room is served by one worker (by
@@ -25,6 +29,7 @@ type delivery struct {
 // message; when idle, a lone message is written as soon as it is queued.
 type worker struct {
 	hub *Hub
+	idx int // index in hub.workers
 
 	mu     sync.Mutex
 	queue  []delivery
@@ -40,12 +45,13 @@ type worker struct {
 	buf     []byte
 }
 
-func newWorker(h *Hub) *worker {
-	return &worker{hub: h, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newWorker(h *Hub, idx int) *worker {
+	return &worker{hub: h, idx: idx, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // enqueue queues d; the room's lock is held by the caller.
 func (w *worker) enqueue(d delivery) {
+	w.hub.inflight.Add(1)
 	w.mu.Lock()
 	w.queue = append(w.queue, d)
 	w.mu.Unlock()
@@ -83,6 +89,7 @@ func (w *worker) run() {
 			}
 			start := time.Now()
 			w.deliver(w.batch)
+			w.hub.inflight.Add(-int64(len(w.batch)))
 			clear(w.batch) // drop frame and room references
 			w.linger(time.Since(start))
 		}
@@ -178,13 +185,41 @@ func (w *worker) deliver(batch []delivery) {
 // writes after the member's joined frame.
 func (w *worker) deliverRun(run []delivery) {
 	r := run[0].room
+	h := w.hub
+	share := run[0].share
 	r.mu.Lock()
+	if share == 0 && !r.split && h.cfg.SplitRoomsAbove > 0 && len(h.workers) > 1 && len(r.members) > h.cfg.SplitRoomsAbove {
+		// Sticky: if a room went back to whole-room passes, a client's
+		// next frame could be written by this worker before another
+		// worker has written the previous one.
+		r.split = true
+	}
+	split := share == 0 && r.split
 	w.members = append(w.members[:0], r.members...)
 	r.mu.Unlock()
+	if split {
+		// Every client's frames of this room are written by the one
+		// worker owning its share, in the order this worker forwards
+		// runs: per-member order holds.
+		for _, o := range h.workers {
+			if o == w {
+				continue
+			}
+			for _, d := range run {
+				d.share = uint16(o.idx + 1)
+				o.enqueue(d)
+			}
+		}
+		share = uint16(w.idx + 1)
+	}
+	nw := len(h.workers)
 
 	var delivered, writes int64
 	for _, m := range w.members {
 		c := m.client
+		if share != 0 && int(c.regShard)%nw != int(share-1) {
+			continue
+		}
 		c.mu.Lock()
 		if !m.active || c.closing {
 			c.mu.Unlock()
@@ -218,6 +253,6 @@ func (w *worker) deliverRun(run []delivery) {
 		delivered += int64(n)
 	}
 	clear(w.members)
-	w.hub.stats.delivered.Add(delivered)
-	w.hub.stats.batches.Add(writes)
+	h.stats.delivered.Add(delivered)
+	h.stats.batches.Add(writes)
 }

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -209,4 +210,48 @@ func TestStopDrains(t *testing.T) {
 		}
 	}
 	h.Stop() // harmless
+}
+
+// A room above SplitRoomsAbove is fanned out by every worker; each member
+// still gets every seq once, in order, while publishers race and the room
+// crosses the threshold mid-stream.
+func TestSplitRoomKeepsPerMemberOrder(t *testing.T) {
+	h := newHub(t, hub.Config{Workers: 3, SplitRoomsAbove: 20})
+	rs := &roomSeq{room: "big"}
+	var sinks []*recorder
+	join := func(i int) {
+		s := &recorder{}
+		c := h.NewClient(fmt.Sprint("u", i), fmt.Sprint("s", i), s, now())
+		if _, err := h.Join(c, "big", func() ([]byte, uint64, error) { return nil, 0, nil }); err != nil {
+			t.Fatal(err)
+		}
+		sinks = append(sinks, s)
+	}
+	for i := 0; i < 10; i++ {
+		join(i)
+	}
+	const each = 150
+	var wg sync.WaitGroup
+	for p := 0; p < 2; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				rs.publish(h)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 10; i < 40; i++ { // now above the threshold: split from here on
+		join(i)
+	}
+	for i := 0; i < each; i++ {
+		rs.publish(h)
+	}
+	h.Stop()
+	for i, s := range sinks[:10] {
+		if got := describe(t, s.Frames(t)); !equalStrings(got, seqRun(1, 3*each)) {
+			t.Fatalf("member %d got %d frames out of order or with gaps: %v", i, len(got), got[:min(len(got), 10)])
+		}
+	}
 }

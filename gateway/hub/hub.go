@@ -17,6 +17,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -37,6 +38,11 @@ type Config struct {
 	CloseGrace int64
 	// Workers is the number of fan-out goroutines (at least 1).
 	Workers int
+	// SplitRoomsAbove: a room that has had more members than this is fanned
+	// out by every worker at once, each writing to its own share of the
+	// clients, so one big room is not one core's worth of syscalls.
+	// 0 never splits.
+	SplitRoomsAbove int
 }
 
 // Hub is the set of clients and rooms of one node.
@@ -53,7 +59,8 @@ type Hub struct {
 	closingMu sync.Mutex
 	closingQ  []closingEntry
 
-	stats stats
+	stats    stats
+	inflight atomic.Int64 // deliveries queued and not yet fanned out
 }
 
 type stats struct {
@@ -101,6 +108,7 @@ type Room struct {
 	busy    int32  // Publish calls holding the room without membership
 	worker  uint16 // index in Hub.workers
 	dead    bool
+	split   bool // fanned out by every worker; sticky, see worker.deliverRun
 	members []*Member
 	users   *roomUsers // nil until needed
 }
@@ -248,8 +256,9 @@ func New(cfg Config) *Hub {
 		h.rooms[i].rooms = make(map[string]*Room)
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		w := newWorker(h)
-		h.workers = append(h.workers, w)
+		h.workers = append(h.workers, newWorker(h, i))
+	}
+	for _, w := range h.workers { // all exist before any runs: they forward to each other
 		go w.run()
 	}
 	return h
@@ -257,6 +266,11 @@ func New(cfg Config) *Hub {
 
 // Stop ends the fan-out workers after they drain what is queued.
 func (h *Hub) Stop() {
+	// Workers forward to each other (split rooms), so none may exit while
+	// any still has work: wait until every queued delivery is done.
+	for h.inflight.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
 	for _, w := range h.workers {
 		w.stop()
 	}
