@@ -24,6 +24,7 @@ type Config struct {
 	PresenceMaxMembers int           // no presence events above this many users
 	OutboundMaxBytes   int64         // pending outbound bytes cap; over it 4001
 	DrainTimeout       time.Duration // SIGTERM: close everything within this
+	CoalesceMax        time.Duration // longest fan-out wait for coalescing under load
 
 	// Authentication and admission (see README "Security").
 	JWTSecret        string        // HS256 secret
@@ -64,6 +65,7 @@ func DefaultConfig() Config {
 		OutboundMaxBytes:   1 << 20,
 		DrainTimeout:       10 * time.Second,
 		HandshakeTimeout:   5 * time.Second,
+		CoalesceMax:        50 * time.Millisecond,
 	}
 }
 
@@ -86,6 +88,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --presence-max-members is negative")
 	case c.OutboundMaxBytes < 0:
 		return fmt.Errorf("gateway: --outbound-max-bytes is negative")
+	case c.CoalesceMax < 0 || c.CoalesceMax > time.Second:
+		return fmt.Errorf("gateway: --coalesce-max must be 0..1s")
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("gateway: --drain-timeout is negative")
 	case !c.Anonymous && !c.AuthConfigured():

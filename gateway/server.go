@@ -106,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		CloseGrace:         int64(closeGrace),
 		Workers:            runtime.NumCPU(),
 		SplitRoomsAbove:    4000,
+		CoalesceMax:        cfg.CoalesceMax,
 	})
 
 	mux := http.NewServeMux()

@@ -103,15 +103,14 @@ func (w *worker) run() {
 // about the same for one frame or ten). Cheap passes (small rooms, light
 // load) never wait, nor does a worker that finished its pass with nothing
 // new queued, so a message to a quiet room goes out at once; a hot room's
-// messages wait at most lingerMax.
+// messages wait at most Config.CoalesceMax.
 const (
-	lingerFrom   = time.Millisecond      // passes cheaper than this never wait
-	lingerFactor = 6                     // wait this many times the pass's cost...
-	lingerMax    = 30 * time.Millisecond // ...but never longer than this
+	lingerFrom   = time.Millisecond // passes cheaper than this never wait
+	lingerFactor = 6                // wait this many times the pass's cost (at most Config.CoalesceMax)
 )
 
 func (w *worker) linger(cost time.Duration) {
-	if cost < lingerFrom {
+	if cost < lingerFrom || w.hub.cfg.CoalesceMax <= 0 {
 		return
 	}
 	// Only a worker that is falling behind waits: if nothing was queued
@@ -121,7 +120,7 @@ func (w *worker) linger(cost time.Duration) {
 	behind := len(w.queue) > 0
 	w.mu.Unlock()
 	if behind {
-		time.Sleep(min(lingerFactor*cost, lingerMax))
+		time.Sleep(min(lingerFactor*cost, w.hub.cfg.CoalesceMax))
 	}
 }
 

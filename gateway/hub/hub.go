@@ -43,6 +43,10 @@ type Config struct {
 	// clients, so one big room is not one core's worth of syscalls.
 	// 0 never splits.
 	SplitRoomsAbove int
+	// CoalesceMax bounds how long a fan-out worker that is falling behind
+	// waits after a heavy pass so that more messages share each write
+	// (fanout.go). 0 never waits.
+	CoalesceMax time.Duration
 }
 
 // Hub is the set of clients and rooms of one node.
