@@ -196,12 +196,19 @@ func (e *Engine) Dial(id int, user string, rooms []string, timeout time.Duration
 		b, _ := br.Peek(n)
 		e.parse(c, b)
 	}
-	nbc, err := e.g.AddConn(nc)
+	// The session must be set before the poller sees the socket: a frame
+	// read in between would be dropped, and a dropped partial frame
+	// misaligns the stream for good.
+	nbc, err := nbio.NBConn(nc)
 	if err != nil {
 		return fail(err)
 	}
 	c.nc = nbc
 	nbc.SetSession(c)
+	if _, err := e.g.AddConn(nbc); err != nil {
+		_ = nbc.Close()
+		return nil, nil, err
+	}
 	return c, g, nil
 }
 
