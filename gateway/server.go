@@ -168,7 +168,7 @@ func New(cfg Config) (*Server, error) {
 	u.OnClose(s.onClose)
 	u.SetPingHandler(s.onPing)
 	u.SetPongHandler(func(ws *websocket.Conn, _ string) {
-		if sess, _ := ws.Session().(*session); sess != nil {
+		if sess := wsSession(ws); sess != nil {
 			sess.c.Seen(time.Now().UnixNano())
 		}
 	})
@@ -295,7 +295,7 @@ func (s *Server) onData(c *nbio.Conn, data []byte) {
 		c.DataHandler()(c, data)
 		return
 	}
-	sess, _ := ws.Session().(*session)
+	sess := wsSession(ws)
 	if sess != nil && sess.c.Closing() {
 		return
 	}
@@ -325,17 +325,24 @@ func socketOf(ws *websocket.Conn) net.Conn {
 	return c
 }
 
+// sessionOf returns the session of a socket's WebSocket, or nil before the
+// upgrade has set one.
 func sessionOf(c *nbio.Conn) *session {
 	ws, ok := c.Session().(*websocket.Conn)
 	if !ok {
 		return nil
 	}
+	return wsSession(ws)
+}
+
+// wsSession returns the session serveWS set on ws, or nil.
+func wsSession(ws *websocket.Conn) *session {
 	sess, _ := ws.Session().(*session)
 	return sess
 }
 
 func (s *Server) onPing(ws *websocket.Conn, data string) {
-	sess, _ := ws.Session().(*session)
+	sess := wsSession(ws)
 	if sess == nil {
 		return
 	}
@@ -349,7 +356,7 @@ func (s *Server) onPing(ws *websocket.Conn, data string) {
 // the gateway started the closing handshake itself. nbio closes the socket
 // right after.
 func (s *Server) onCloseFrame(ws *websocket.Conn, code int, _ string) {
-	sess, _ := ws.Session().(*session)
+	sess := wsSession(ws)
 	if sess == nil {
 		return
 	}
@@ -360,7 +367,7 @@ func (s *Server) onCloseFrame(ws *websocket.Conn, code int, _ string) {
 }
 
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
-	sess, _ := ws.Session().(*session)
+	sess := wsSession(ws)
 	if sess == nil {
 		return
 	}

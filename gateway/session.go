@@ -68,7 +68,7 @@ func (ss *session) welcome() {
 }
 
 func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
-	ss, _ := ws.Session().(*session)
+	ss := wsSession(ws)
 	if ss == nil {
 		return
 	}

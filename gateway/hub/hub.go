@@ -488,25 +488,31 @@ func (h *Hub) Broadcast(name string, frame []byte, exclude *Client) {
 // forwarded now: c is a member and its user has not typed there within
 // every ns. It records the forward.
 func (h *Hub) Typing(c *Client, name string, now, every int64) (member, forward bool) {
-	r := h.lookup(name)
-	if r == nil {
-		return false, false
-	}
-	defer r.mu.Unlock()
-	if !c.IsMember(name) {
-		return false, false
-	}
-	u := r.userActs(c.User)
-	if u == nil || (u.typingAt != 0 && now-u.typingAt < every) {
-		return true, false
-	}
-	u.typingAt = now
-	return true, true
+	return h.act(c, name, func(u *userActs) bool {
+		if u.typingAt != 0 && now-u.typingAt < every {
+			return false
+		}
+		u.typingAt = now
+		return true
+	})
 }
 
 // Read reports whether a read receipt from c for seq should be forwarded:
 // c is a member and seq is above the user's last forwarded receipt there.
 func (h *Hub) Read(c *Client, name string, seq uint64) (member, forward bool) {
+	return h.act(c, name, func(u *userActs) bool {
+		if seq <= u.readSeq {
+			return false
+		}
+		u.readSeq = seq
+		return true
+	})
+}
+
+// act runs decide on the state of c's user in the room called name, under
+// the room's lock. member is false when c has not joined the room; forward
+// is what decide returned.
+func (h *Hub) act(c *Client, name string, decide func(*userActs) bool) (member, forward bool) {
 	r := h.lookup(name)
 	if r == nil {
 		return false, false
@@ -516,11 +522,7 @@ func (h *Hub) Read(c *Client, name string, seq uint64) (member, forward bool) {
 		return false, false
 	}
 	u := r.userActs(c.User)
-	if u == nil || seq <= u.readSeq {
-		return true, false
-	}
-	u.readSeq = seq
-	return true, true
+	return true, u != nil && decide(u)
 }
 
 // Presence returns up to max of the room's distinct users, sorted, and how
