@@ -190,9 +190,7 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 		return nil, err
 	}
 	f := &fanLoad{p: p, t: t, e: e}
-	for i := range f.hist {
-		f.hist[i] = NewHistogram()
-	}
+	f.resetHist()
 	id := runID()
 	roomOf := func(i int) string { return "f" + id + "-r" + strconv.Itoa(i%p.Rooms) }
 	e.OnText = f.onText
@@ -256,6 +254,15 @@ func (f *fanLoad) onText(c *Conn, p []byte) {
 	}
 }
 
+// resetHist starts empty latency histograms.
+func (f *fanLoad) resetHist() {
+	for i := range f.hist {
+		f.hmu[i].Lock()
+		f.hist[i] = NewHistogram()
+		f.hmu[i].Unlock()
+	}
+}
+
 // run sends at rate for the duration, waits for the deliveries to drain,
 // and returns the step's figures.
 func (f *fanLoad) run(label string, rate float64) Step {
@@ -263,11 +270,7 @@ func (f *fanLoad) run(label string, rate float64) Step {
 	f.gaps.Store(0)
 	f.dups.Store(0)
 	f.errs.Store(0)
-	for i := range f.hist {
-		f.hmu[i].Lock()
-		f.hist[i] = NewHistogram()
-		f.hmu[i].Unlock()
-	}
+	f.resetHist()
 	cpu0, gcpu0 := selfCPU(), ProcessCPU(f.t.PID)
 	closed0 := f.e.Closed()
 	start := time.Now()
@@ -365,9 +368,7 @@ func DM(t Target, pairs int, rate float64, payload int, dur, drain time.Duration
 	defer e.Stop()
 	p := FanoutParams{Rooms: 1, Members: 2 * pairs, Publishers: 2 * pairs, Rate: rate, Payload: payload, Duration: dur, Drain: drain}
 	f := &fanLoad{p: p, t: t, e: e, dm: true}
-	for i := range f.hist {
-		f.hist[i] = NewHistogram()
-	}
+	f.resetHist()
 	e.OnText = f.onText
 	id := runID()
 	user := func(i int) string { return "d" + id + "-" + strconv.Itoa(i) }

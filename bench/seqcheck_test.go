@@ -10,9 +10,7 @@ import (
 // deliveries counted once, other rooms and errors told apart.
 func TestFanLoadCountsGapsAndDuplicates(t *testing.T) {
 	f := &fanLoad{}
-	for i := range f.hist {
-		f.hist[i] = NewHistogram()
-	}
+	f.resetHist()
 	c := &Conn{ID: 1, User: "u1", Room: "r"}
 	msg := func(room string, seq int) []byte {
 		return []byte(fmt.Sprintf(`{"type":"message","room":"%s","seq":%d,"ts":1,"from":"p","text":"b%019d"}`,
@@ -51,9 +49,7 @@ func TestFanLoadCountsGapsAndDuplicates(t *testing.T) {
 
 func TestFanLoadDMCountsOnlyReceived(t *testing.T) {
 	f := &fanLoad{dm: true}
-	for i := range f.hist {
-		f.hist[i] = NewHistogram()
-	}
+	f.resetHist()
 	c := &Conn{ID: 2, User: "a", Room: "@a"}
 	f.onText(c, []byte(`{"type":"message","room":"@a","seq":1,"ts":1,"from":"b","to":"a","text":"b0000000000000000001"}`))
 	f.onText(c, []byte(`{"type":"message","room":"@a","seq":2,"ts":1,"from":"a","to":"b","text":"b0000000000000000001"}`))
