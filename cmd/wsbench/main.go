@@ -108,10 +108,11 @@ func (c *common) target() bench.Target {
 	return bench.Target{Addr: c.addr, PID: c.pid, Srcs: srcs, Pollers: c.pollers, DialFlight: c.flight, DialTimeout: c.dialTimout}
 }
 
-func ints(s string) ([]int, error) {
-	var out []int
+// numbers parses a comma-separated list with parse.
+func numbers[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
 	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
+		n, err := parse(strings.TrimSpace(f))
 		if err != nil {
 			return nil, fmt.Errorf("bad number %q", f)
 		}
@@ -120,17 +121,7 @@ func ints(s string) ([]int, error) {
 	return out, nil
 }
 
-func floats(s string) ([]float64, error) {
-	var out []float64
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil {
-			return nil, fmt.Errorf("bad number %q", f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
 
 func runScenario(name string, args []string) error {
 	c := newCommon(name)
@@ -169,7 +160,7 @@ func runScenario(name string, args []string) error {
 	switch name {
 	case "idle":
 		var st []int
-		if st, err = ints(*steps); err == nil {
+		if st, err = numbers(*steps, strconv.Atoi); err == nil {
 			res, err = bench.Idle(t, st, *rooms, *settle)
 		}
 	case "connect":
@@ -186,7 +177,7 @@ func runScenario(name string, args []string) error {
 		res, err = bench.Churn(t, fp, *churn, *hold)
 	case "ramp":
 		var rs []float64
-		if rs, err = floats(*rates); err == nil {
+		if rs, err = numbers(*rates, parseFloat); err == nil {
 			res, err = bench.Ramp(t, fp, rs, *bound)
 		}
 	}
