@@ -21,10 +21,10 @@ type Target struct {
 	DialTimeout time.Duration
 }
 
-// runID makes room and user names unique per run, so every run starts
+// RunID makes room and user names unique per run, so every run starts
 // from empty rooms (seq 1) without restarting the gateway.
 // The process id keeps worker processes started together apart.
-func runID() string {
+func RunID() string {
 	return strconv.FormatInt(time.Now().UnixNano()%1e10, 36) + strconv.FormatInt(int64(os.Getpid()), 36)
 }
 
@@ -74,49 +74,6 @@ func dialAll(e *Engine, t Target, from, n int, user func(int) string, rooms func
 
 func selfCPU() float64 { return ProcessCPU(os.Getpid()) }
 
-// Idle ramps to each of steps connections (each welcomed, in its inbox and
-// one of rooms rooms) and reads the gateway's memory at each step.
-func Idle(t Target, steps []int, rooms int, settle time.Duration) (*Result, error) {
-	if t.PID <= 0 {
-		return nil, fmt.Errorf("bench: idle needs the gateway's --pid to read its memory")
-	}
-	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
-	if err != nil {
-		return nil, err
-	}
-	defer e.Stop()
-	id := runID()
-	user := func(i int) string { return "i" + id + "-" + strconv.Itoa(i) }
-	room := func(i int) []string { return []string{"i" + id + "-r" + strconv.Itoa(i%rooms)} }
-	res := &Result{Scenario: "idle"}
-	prevConns, prevRSS := 0, ProcessRSS(t.PID)
-	res.Steps = append(res.Steps, Step{Label: "0", GatewayRSS: prevRSS})
-	var all []*Conn
-	for _, n := range steps {
-		if n <= prevConns {
-			continue
-		}
-		start := time.Now()
-		conns, err := dialAll(e, t, prevConns, n-prevConns, user, room, nil)
-		if err != nil {
-			return res, err
-		}
-		all = append(all, conns...)
-		took := time.Since(start)
-		time.Sleep(settle)
-		rss := ProcessRSS(t.PID)
-		inuse, pages := SockStat()
-		res.Steps = append(res.Steps, Step{
-			Label: strconv.Itoa(n), Conns: n, Duration: took.Seconds(), Handshakes: int64(n - prevConns),
-			GatewayRSS: rss, BytesPerConn: float64(rss-prevRSS) / float64(n-prevConns),
-			SockMemPages: pages, SocketsInUse: inuse,
-		})
-		prevConns, prevRSS = n, rss
-	}
-	_ = all
-	return res, nil
-}
-
 // Connect opens n connections (each also joins one room) and measures the
 // handshake rate and connect latency.
 func Connect(t Target, n int) (*Result, error) {
@@ -125,7 +82,7 @@ func Connect(t Target, n int) (*Result, error) {
 		return nil, err
 	}
 	defer e.Stop()
-	id := runID()
+	id := RunID()
 	h := NewHistogram()
 	cpu0, gcpu0 := selfCPU(), ProcessCPU(t.PID)
 	start := time.Now()
@@ -191,7 +148,7 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 	}
 	f := &fanLoad{p: p, t: t, e: e}
 	f.resetHist()
-	id := runID()
+	id := RunID()
 	roomOf := func(i int) string { return "f" + id + "-r" + strconv.Itoa(i%p.Rooms) }
 	e.OnText = f.onText
 	f.conns, err = dialAll(e, t, 0, p.Rooms*p.Members, func(i int) string { return "f" + id + "-" + strconv.Itoa(i) },
@@ -370,7 +327,7 @@ func DM(t Target, pairs int, rate float64, payload int, dur, drain time.Duration
 	f := &fanLoad{p: p, t: t, e: e, dm: true}
 	f.resetHist()
 	e.OnText = f.onText
-	id := runID()
+	id := RunID()
 	user := func(i int) string { return "d" + id + "-" + strconv.Itoa(i) }
 	f.conns, err = dialAll(e, t, 0, 2*pairs, user, func(int) []string { return nil }, nil)
 	if err != nil {
@@ -409,7 +366,7 @@ func Churn(t Target, p FanoutParams, churn float64, hold time.Duration) (*Result
 		return nil, err
 	}
 	defer ce.Stop()
-	id := runID()
+	id := RunID()
 	h := NewHistogram()
 	var opened, failed atomic.Int64
 	stop := make(chan struct{})

@@ -14,13 +14,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +38,8 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "idle", "connect", "fanout", "ramp", "dm", "churn":
 		err = runScenario(cmd, args)
+	case "hold":
+		err = runHold(args)
 	case "report":
 		err = runReport(args)
 	case "plan":
@@ -65,6 +65,7 @@ scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
   ramp      fanout at rising rates until p99 passes a bound or anything is lost
   dm        pairs exchanging direct messages; latency and rate
   churn     fanout while connections open and close at a rate
+  hold      internal: one of idle's worker processes (reads counts on stdin)
 results:
   report    write a Markdown summary with charts from result JSON files
   plan      capacity plan from measured figures
@@ -138,7 +139,7 @@ func runScenario(name string, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "fanout/ramp: sending time per step")
 	drain := fs.Duration("drain", 3*time.Second, "fanout/ramp: wait for deliveries after sending")
 	bound := fs.Duration("p99-bound", 50*time.Millisecond, "ramp: stop when p99 exceeds this")
-	workers := fs.Int("workers", 0, "connect: worker processes (0: as many as the per-process open-file limit needs)")
+	workers := fs.Int("workers", 0, "idle/connect: worker processes (0: as many as the per-process open-file limit needs)")
 	pairs := fs.Int("pairs", 500, "dm: pairs of users")
 	churn := fs.Float64("churn", 50, "churn: connections opened (and later closed) per second")
 	hold := fs.Duration("hold", 2*time.Second, "churn: how long each churning connection stays")
@@ -161,7 +162,11 @@ func runScenario(name string, args []string) error {
 	case "idle":
 		var st []int
 		if st, err = numbers(*steps, strconv.Atoi); err == nil {
-			res, err = bench.Idle(t, st, *rooms, *settle)
+			if n := workersFor(*workers, slices.Max(st)); n > 1 {
+				res, err = idleWorkers(c, n, st, *rooms, *settle)
+			} else {
+				res, err = bench.Idle(t, st, *rooms, *settle)
+			}
 		}
 	case "connect":
 		if n := workersFor(*workers, *conns); n > 1 {
@@ -281,65 +286,4 @@ func runPlan(args []string) error {
 	}
 	fmt.Print(bench.Plan(in).String())
 	return nil
-}
-
-// workersFor returns how many processes n connections need: the number
-// asked for, or enough that none exceeds the open-file limit.
-func workersFor(asked, n int) int {
-	if asked > 0 {
-		return asked
-	}
-	per := bench.FilesPerProcess()
-	return (n + per - 1) / per
-}
-
-// connectWorkers runs the connect scenario in n child processes at once,
-// each opening its share, and merges their steps; the gateway's CPU is read
-// here, around all of them.
-func connectWorkers(c *common, n, conns int) (*bench.Result, error) {
-	dir, err := os.MkdirTemp("", "wsbench-workers")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	gcpu0 := bench.ProcessCPU(c.pid)
-	start := time.Now()
-	var procs []*exec.Cmd
-	var files []string
-	for w := 0; w < n; w++ {
-		share := conns / n
-		if w < conns%n {
-			share++
-		}
-		f := filepath.Join(dir, fmt.Sprintf("w%d.json", w))
-		cmd := exec.Command(os.Args[0], "connect", "--workers", "1", "--conns", strconv.Itoa(share),
-			"--addr", c.addr, "--src", c.src, "--dial-flight", strconv.Itoa(max(1, c.flight/n)),
-			"--dial-timeout", c.dialTimout.String(), "--json", f)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		procs, files = append(procs, cmd), append(files, f)
-	}
-	var firstErr error
-	for _, p := range procs {
-		if err := p.Wait(); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("worker: %w", err)
-		}
-	}
-	parts, err := bench.ReadResults(files...)
-	if err != nil {
-		return nil, errors.Join(firstErr, err)
-	}
-	var steps []bench.Step
-	for _, p := range parts {
-		steps = append(steps, p.Steps...)
-	}
-	st := bench.MergeSteps(strconv.Itoa(conns), steps)
-	if c.pid > 0 {
-		st.GatewayCPU = bench.ProcessCPU(c.pid) - gcpu0
-	}
-	res := &bench.Result{Scenario: "connect", Steps: []bench.Step{st}}
-	res.Notes = append(res.Notes, fmt.Sprintf("%d worker processes, %v wall time in all", n, time.Since(start).Round(time.Millisecond)))
-	return res, firstErr
 }

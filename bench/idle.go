@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Idle ramps to each step's connection count (each connection joined to one
+// of rooms rooms plus its inbox), waits settle, and reads the gateway's
+// memory: bytes per connection is the slope between steps.
+func Idle(t Target, steps []int, rooms int, settle time.Duration) (*Result, error) {
+	if t.PID <= 0 {
+		return nil, fmt.Errorf("bench: idle needs the gateway's --pid to read its memory")
+	}
+	h, err := NewHolder(t, rooms, RunID(), "")
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return IdleSteps(t.PID, steps, settle, h.Grow)
+}
+
+// IdleSteps runs the idle scenario with grow bringing the open connections
+// up to a total; grow may spread them over several processes (see Holder).
+func IdleSteps(pid int, steps []int, settle time.Duration, grow func(total int) error) (*Result, error) {
+	res := &Result{Scenario: "idle"}
+	prevConns, prevRSS := 0, ProcessRSS(pid)
+	res.Steps = append(res.Steps, Step{Label: "0", GatewayRSS: prevRSS})
+	for _, n := range steps {
+		if n <= prevConns {
+			continue
+		}
+		start := time.Now()
+		if err := grow(n); err != nil {
+			return res, err
+		}
+		took := time.Since(start)
+		time.Sleep(settle)
+		rss := ProcessRSS(pid)
+		inuse, pages := SockStat()
+		res.Steps = append(res.Steps, Step{
+			Label: strconv.Itoa(n), Conns: n, Duration: took.Seconds(), Handshakes: int64(n - prevConns),
+			GatewayRSS: rss, BytesPerConn: float64(rss-prevRSS) / float64(n-prevConns),
+			SockMemPages: pages, SocketsInUse: inuse,
+		})
+		prevConns, prevRSS = n, rss
+	}
+	return res, nil
+}
+
+// Holder opens idle connections and keeps them until closed. Several
+// holders in several processes share one run's rooms: room names come from
+// the run id alone, user names also from the holder's tag.
+type Holder struct {
+	e     *Engine
+	t     Target
+	user  func(int) string
+	room  func(int) []string
+	conns []*Conn
+}
+
+// NewHolder starts an idle-connection holder for run id; tag keeps its user
+// names apart from other holders of the same run.
+func NewHolder(t Target, rooms int, id, tag string) (*Holder, error) {
+	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	if err != nil {
+		return nil, err
+	}
+	rooms = max(1, rooms)
+	return &Holder{
+		e: e, t: t,
+		user: func(i int) string { return "i" + id + tag + "-" + strconv.Itoa(i) },
+		room: func(i int) []string { return []string{"i" + id + "-r" + strconv.Itoa(i%rooms)} },
+	}, nil
+}
+
+// Grow opens connections until n are held.
+func (h *Holder) Grow(n int) error {
+	if n <= len(h.conns) {
+		return nil
+	}
+	conns, err := dialAll(h.e, h.t, len(h.conns), n-len(h.conns), h.user, h.room, nil)
+	if err != nil {
+		return err
+	}
+	h.conns = append(h.conns, conns...)
+	return nil
+}
+
+// Held is the number of connections held.
+func (h *Holder) Held() int { return len(h.conns) }
+
+// Close closes every connection.
+func (h *Holder) Close() { h.e.Stop() }
+
+// Serve is a holder's side of a worker process: each line read from r is a
+// connection count to grow to, answered on w by "ok N" once N are held or
+// "error: ..." when a dial failed. It returns at the end of r.
+func (h *Holder) Serve(r io.Reader, w io.Writer) error {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		n, err := strconv.Atoi(strings.TrimSpace(sc.Text()))
+		if err != nil {
+			err = fmt.Errorf("bad count %q", sc.Text())
+		} else {
+			err = h.Grow(n)
+		}
+		if err != nil {
+			fmt.Fprintf(w, "error: %v\n", err)
+			continue
+		}
+		fmt.Fprintf(w, "ok %d\n", h.Held())
+	}
+	return sc.Err()
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/gorilla/websocket"
+
+	"github.com/chatgw/gateway/bench"
+	"github.com/chatgw/gateway/gateway"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// wsbenchBinary builds this command once: worker processes are the binary
+// re-executed, so the test must run the real thing.
+func wsbenchBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wsbench-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "wsbench")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func startGateway(t *testing.T) string {
+	t.Helper()
+	cfg := gateway.DefaultConfig()
+	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.PresenceMaxMembers = 10000
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return srv.Addr()
+}
+
+// roomTotal asks the gateway how many users are in room.
+func roomTotal(t *testing.T, addr, room string) int {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?user=observer", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(map[string]string{"type": "presence", "id": "p", "room": room}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		var m struct {
+			Type, ID string
+			Total    int
+		}
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.ID == "p" {
+			if m.Type != "presence" {
+				t.Fatalf("presence request answered with %q", m.Type)
+			}
+			return m.Total
+		}
+	}
+}
+
+// TestHoldGrowsOnRequest drives one worker process the way idle's parent
+// does, and asks the gateway whether the connections are really there.
+func TestHoldGrowsOnRequest(t *testing.T) {
+	addr := startGateway(t)
+	cmd := exec.Command(wsbenchBinary(t), "hold", "--addr", addr, "--rooms", "1", "--run-id", "T1", "--tag", "w0")
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string)
+	go func() {
+		buf := make([]byte, 4096)
+		var acc string
+		for {
+			n, err := out.Read(buf)
+			acc += string(buf[:n])
+			for {
+				i := strings.IndexByte(acc, '\n')
+				if i < 0 {
+					break
+				}
+				lines <- acc[:i]
+				acc = acc[i+1:]
+			}
+			if err != nil {
+				close(lines)
+				return
+			}
+		}
+	}()
+	for _, step := range []struct {
+		send, want string
+		held       int
+	}{{"50", "ok 50", 50}, {"120", "ok 120", 120}, {"80", "ok 120", 120}, {"x", "error: bad count \"x\"", 120}} {
+		fmt.Fprintln(in, step.send)
+		select {
+		case got := <-lines:
+			if got != step.want {
+				t.Fatalf("after %q: %q, want %q", step.send, got, step.want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no answer to %q", step.send)
+		}
+		if n := roomTotal(t, addr, "iT1-r0"); n != step.held {
+			t.Fatalf("after %q the room has %d members, want %d", step.send, n, step.held)
+		}
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("hold did not exit cleanly at the end of its input: %v", err)
+	}
+}
+
+// TestWorkersMerge runs idle and connect split over worker processes and
+// checks the merged results account for every connection.
+func TestWorkersMerge(t *testing.T) {
+	addr := startGateway(t)
+	dir := t.TempDir()
+	bin := wsbenchBinary(t)
+	run := func(args ...string) *bench.Result {
+		f := filepath.Join(dir, args[0]+".json")
+		args = append(args, "--addr", addr, "--pid", fmt.Sprint(os.Getpid()), "--json", f)
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("wsbench %v: %v\n%s", args, err, out)
+		}
+		var r bench.Result
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	idle := run("idle", "--workers", "3", "--steps", "100,301", "--settle", "10ms")
+	if len(idle.Steps) != 3 || idle.Steps[2].Conns != 301 || idle.Steps[2].Handshakes != 201 {
+		t.Fatalf("idle steps: %+v", idle.Steps)
+	}
+	if !strings.Contains(strings.Join(idle.Notes, " "), "3 worker processes") {
+		t.Fatalf("idle notes do not say workers were used: %q", idle.Notes)
+	}
+	conn := run("connect", "--workers", "2", "--conns", "151")
+	st := conn.Steps[0]
+	if st.Handshakes != 151 || st.Latency.Count != 151 || st.Errors != 0 {
+		t.Fatalf("connect merged step: %+v", st)
+	}
+}
