@@ -37,6 +37,9 @@ type Config struct {
 	HandshakeTimeout time.Duration // a socket must complete its upgrade within this
 	TLSCert, TLSKey  string        // PEM files: serve wss:// on Addr
 	Pprof            bool          // mount net/http/pprof on the admin listener
+	APIKey           string        // Bearer key of the server API on the admin listener ("" = API off)
+
+	Version string // build version and commit, reported by /api/stats
 
 	Logger *slog.Logger
 }

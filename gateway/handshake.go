@@ -40,8 +40,9 @@ func (h *handshakes) done(c net.Conn) {
 	h.mu.Unlock()
 }
 
-// expire closes and forgets the sockets accepted before cutoff.
-func (h *handshakes) expire(cutoff int64) {
+// expire closes and forgets the sockets accepted before cutoff, and
+// returns how many it closed.
+func (h *handshakes) expire(cutoff int64) int {
 	var old []net.Conn
 	h.mu.Lock()
 	for c, at := range h.m {
@@ -54,6 +55,7 @@ func (h *handshakes) expire(cutoff int64) {
 	for _, c := range old {
 		_ = c.Close()
 	}
+	return len(old)
 }
 
 // farFuture is the read deadline nbio is given for sockets before their

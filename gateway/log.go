@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/lesismal/nbio/logging"
+
+	"github.com/chatgw/gateway/gateway/hub"
 )
 
 // nbioLogger routes nbio's log lines through slog, one level down for its
@@ -29,3 +31,36 @@ func (n nbioLogger) log(level slog.Level, format string, v []interface{}) {
 }
 
 func useLogger(l *slog.Logger) { logging.SetLogger(nbioLogger{l}) }
+
+// closeCodeOf is the code a closed connection is logged and counted with:
+// the one of the close frame sent or answered, or 1006 when the socket
+// dropped without one.
+func closeCodeOf(code int) int {
+	if code == 0 {
+		return 1006
+	}
+	return code
+}
+
+// closeReason explains a close code in a log line.
+func closeReason(code int) string {
+	switch code {
+	case 0:
+		return "socket dropped without a close frame"
+	case 1002:
+		return "protocol error"
+	case closeInvalidUTF8:
+		return "invalid UTF-8 in a text frame"
+	case 1009:
+		return "message over --max-message-bytes"
+	case closeInternal:
+		return "internal error in a handler"
+	case closeTokenExpired:
+		return "token expired"
+	case hub.CloseSlowConsumer:
+		return "slow consumer: outbound backlog over --outbound-max-bytes"
+	case closeAbuse:
+		return "repeated rate limit violations"
+	}
+	return "closed by the peer or the server API"
+}

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/chatgw/gateway/gateway/auth"
 	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/gateway/hub"
+	"github.com/chatgw/gateway/gateway/metrics"
 )
 
 // closeGrace is how long a connection that was sent a close frame may take
@@ -46,6 +46,11 @@ type Server struct {
 	log   *slog.Logger
 	hub   *hub.Hub
 	store history.Store
+	m     *metrics.Metrics
+
+	started   time.Time
+	published atomic.Int64 // messages stored and fanned out (clients and API)
+	rates     rates
 
 	engine   *nbhttp.Engine
 	upgrader *websocket.Upgrader
@@ -100,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.verifier = v
 	}
+	s.m = metrics.New()
 	s.hub = hub.New(hub.Config{
 		MaxOutboundBytes:   cfg.OutboundMaxBytes,
 		PresenceMaxMembers: cfg.PresenceMaxMembers,
@@ -107,7 +113,9 @@ func New(cfg Config) (*Server, error) {
 		Workers:            runtime.NumCPU(),
 		SplitRoomsAbove:    4000,
 		CoalesceMax:        cfg.CoalesceMax,
+		Observer:           s.m.Observer(),
 	})
+	s.m.Node(s.hub, s.historySize)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
@@ -180,33 +188,11 @@ func New(cfg Config) (*Server, error) {
 // Start listens on the public and admin addresses and starts the heartbeat
 // sweep. It returns once both listeners are bound.
 func (s *Server) Start() error {
+	s.started = time.Now()
 	if s.cfg.AdminAddr != "" {
-		ln, err := net.Listen("tcp", s.cfg.AdminAddr)
-		if err != nil {
-			return fmt.Errorf("gateway: admin listener: %w", err)
+		if err := s.startAdmin(); err != nil {
+			return err
 		}
-		s.adminAddr = ln.Addr().String()
-		amux := http.NewServeMux()
-		amux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-			_, _ = w.Write([]byte("ok\n"))
-		})
-		amux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if s.draining.Load() {
-				http.Error(w, "draining", http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = w.Write([]byte("ready\n"))
-		})
-		if s.cfg.Pprof {
-			// Profiles only on the admin listener, never the public one.
-			amux.HandleFunc("/debug/pprof/", pprof.Index)
-			amux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-			amux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			amux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			amux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		}
-		s.admin = &http.Server{Handler: amux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = s.admin.Serve(ln) }()
 	}
 	if err := s.engine.Start(); err != nil {
 		if s.admin != nil {
@@ -260,7 +246,10 @@ func (s *Server) tick() {
 			s.hub.Tick(i, now.UnixNano(), idle)
 			i++
 		case now := <-exp.C:
-			s.pending.expire(now.Add(-s.cfg.HandshakeTimeout).UnixNano())
+			for range s.pending.expire(now.Add(-s.cfg.HandshakeTimeout).UnixNano()) {
+				s.m.Refused("timeout")
+			}
+			s.rates.sample(now, s.published.Load(), s.hub.Stats().Deliveries)
 			for _, ss := range s.expiries.due(now) {
 				ss.c.Close(closeTokenExpired, "token expired; refresh and reconnect")
 			}
@@ -288,7 +277,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // onData replaces nbio's read dispatch for plain WebSocket connections so
 // that a protocol error is answered with a 1002 close frame (nbio would drop
-// the socket silently) and a closing connection's input is discarded.
+// the socket silently).
 func (s *Server) onData(c *nbio.Conn, data []byte) {
 	ws, ok := c.Session().(*websocket.Conn)
 	if !ok || socketOf(ws) != net.Conn(c) {
@@ -296,20 +285,25 @@ func (s *Server) onData(c *nbio.Conn, data []byte) {
 		return
 	}
 	sess := wsSession(ws)
-	if sess != nil && sess.c.Closing() {
+	closing := sess != nil && sess.c.Closing()
+	if closing && sess.c.CloseCode() == 1009 {
+		// nbio stopped mid-message; what follows cannot be parsed.
 		return
 	}
+	// A closing connection's input is still parsed, to see the peer's
+	// answering close frame (nbio then drops the socket: the handshake is
+	// done); its messages are ignored by the handlers.
 	err := ws.Parse(data)
 	if err == nil {
 		return
 	}
-	if sess == nil {
+	if sess == nil || closing {
 		_ = c.CloseWithError(err)
 		return
 	}
 	if errors.Is(err, websocket.ErrMessageTooLarge) || errors.Is(err, websocket.ErrControlMessageTooBig) {
 		// nbio has already written the 1009 close frame.
-		sess.c.MarkClosing()
+		sess.c.MarkClosing(1009)
 		return
 	}
 	sess.c.Close(1002, "protocol error")
@@ -373,6 +367,14 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	}
 	s.hub.Remove(sess.c, sess.offline)
 	s.expiries.set(sess, 0)
+	code := sess.c.CloseCode()
+	s.m.Closed(code)
+	if code != hub.CloseNormal && code != hub.CloseGoingAway {
+		// One line per connection that ended for a reason worth knowing:
+		// never one per message.
+		s.log.Info("connection closed", "user", sess.c.User, "session", sess.c.Session,
+			"code", closeCodeOf(code), "reason", closeReason(code), "remote", ws.RemoteAddr().String())
+	}
 	ip := ""
 	if s.cfg.MaxConnsPerIP > 0 {
 		// The address is the one serveWS admitted (nbhttp makes
@@ -394,34 +396,42 @@ func newSessionID() string {
 // joins its inbox. A refused handshake gets its HTTP status and no socket.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ip := remoteIP(r)
-	refuse := func(status int, reason string) {
+	// label is the metrics' reason; reason the client's and the log's.
+	refuse := func(status int, label, reason string) {
+		s.m.Refused(label)
 		s.log.Info("handshake refused", "status", status, "reason", reason, "remote", ip)
 		refuseHTTP(w, status, reason)
 	}
 	if s.draining.Load() {
-		refuse(http.StatusServiceUnavailable, "node is draining")
+		refuse(http.StatusServiceUnavailable, "draining", "node is draining")
 		return
 	}
 	if !originAllowed(s.cfg.Origins, r) {
-		refuse(http.StatusForbidden, "origin not allowed")
+		refuse(http.StatusForbidden, "origin", "origin not allowed")
 		return
 	}
 	user, ident, status, reason := s.identify(r)
 	if status != 0 {
-		refuse(status, reason)
+		label := "unauthorized"
+		if status == http.StatusBadRequest {
+			label = "bad_request"
+		}
+		refuse(status, label, reason)
 		return
 	}
 	if status := s.admit.admit(ip); status != 0 {
 		if status == http.StatusTooManyRequests {
-			refuse(status, "too many connections from your address")
+			refuse(status, "max_conns_per_ip", "too many connections from your address")
 		} else {
-			refuse(status, "node is at its connection cap")
+			refuse(status, "max_conns", "node is at its connection cap")
 		}
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		s.admit.release(ip)
+		s.m.Refused("upgrade")
+		s.log.Info("handshake refused", "status", http.StatusBadRequest, "reason", err.Error(), "remote", ip)
 		return // the upgrader has answered with an HTTP error
 	}
 	s.pending.done(ws.UnderlayerConn())
@@ -433,6 +443,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if ident != nil {
 		s.expiries.set(sess, unixNano(ident.Expires))
 	}
+	s.m.Opened()
 	sess.welcome()
 }
 
@@ -493,4 +504,13 @@ func refuseHTTP(w http.ResponseWriter, status int, reason string) {
 	_, _ = fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"+
 		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
 	_ = conn.Close()
+}
+
+// historySize is the number of messages the history store holds, for the
+// metrics, or 0 when the store cannot tell cheaply.
+func (s *Server) historySize() float64 {
+	if st, ok := s.store.(interface{ Messages() int64 }); ok {
+		return float64(st.Messages())
+	}
+	return 0
 }

@@ -64,6 +64,7 @@ func (ss *session) welcome() {
 		codec.Limits{MaxMessageBytes: cfg.MaxMessageBytes, Rate: cfg.Rate, Burst: cfg.Burst, MaxRooms: cfg.MaxRooms})
 	ss.c.Send(f.Bytes())
 	f.Release()
+	ss.srv.m.Reply("welcome")
 	ss.join(&codec.Request{Type: "join", Room: codec.Inbox(ss.c.User)})
 }
 
@@ -91,6 +92,7 @@ func (ss *session) handleFrame(text bool, data []byte, now int64) {
 		}
 	}()
 	if !text {
+		ss.srv.m.In("invalid")
 		if ss.allow(now, "") {
 			ss.fail("", codeBadRequest, "binary frames are not supported; send JSON text frames")
 		}
@@ -102,6 +104,11 @@ func (ss *session) handleFrame(text bool, data []byte, now int64) {
 	}
 	var req codec.Request
 	err := codec.DecodeRequest(data, &req)
+	if err != nil {
+		ss.srv.m.In("invalid")
+	} else {
+		ss.srv.m.In(req.Type)
+	}
 	// Application pings are exempt from the rate limit; a frame that failed
 	// to decode is not a ping, whatever its type field said.
 	if (err != nil || req.Type != "ping") && !ss.allow(now, req.ID) {
@@ -121,6 +128,7 @@ func (ss *session) allow(now int64, id string) bool {
 	if ss.bucket.Allow(cfg.Rate, cfg.Burst, now) {
 		return true
 	}
+	ss.srv.m.RateLimited()
 	if ss.refusals.Add(now) {
 		ss.c.Close(closeAbuse, "repeated rate limit violations")
 		return false
@@ -152,7 +160,7 @@ func (ss *session) handle(req *codec.Request, now int64) {
 	case "refresh":
 		ss.refresh(req)
 	case "ping":
-		ss.reply(codec.AppendPong(ss.frame(), req.ID))
+		ss.reply("pong", codec.AppendPong(ss.frame(), req.ID))
 	default:
 		ss.fail(req.ID, codeUnknownType, "unknown type "+quoteShort(req.Type))
 	}
@@ -167,7 +175,9 @@ func (ss *session) frame() []byte {
 	return f.B
 }
 
-func (ss *session) reply(b []byte) {
+// typ is the reply's frame type, for gateway_replies_out_total.
+func (ss *session) reply(typ string, b []byte) {
+	ss.srv.m.Reply(typ)
 	f := ss.pending
 	ss.pending = nil
 	f.B = b
@@ -176,7 +186,8 @@ func (ss *session) reply(b []byte) {
 }
 
 func (ss *session) fail(id, code, msg string) {
-	ss.reply(codec.AppendError(ss.frame(), id, code, msg))
+	ss.srv.m.Error(code)
+	ss.reply("error", codec.AppendError(ss.frame(), id, code, msg))
 }
 
 // owned encodes a frame into bytes of its own, for frames that outlive
@@ -244,9 +255,10 @@ func (ss *session) join(req *codec.Request) {
 		ss.fail(req.ID, codeUnavailable, "history store unavailable")
 		return
 	}
+	ss.srv.m.Reply("joined")
 	if res.FirstConn && !res.Rejoin && !inbox && res.Users <= ss.srv.hub.PresenceMaxMembers() {
 		ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, req.Room, ss.c.User, true) })
-		ss.srv.hub.Broadcast(req.Room, ev, ss.c)
+		ss.srv.hub.Broadcast(req.Room, ev, ss.c, hub.KindPresence)
 	}
 }
 
@@ -294,7 +306,7 @@ func (ss *session) offline(room string, usersBefore int) {
 		return
 	}
 	ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, ss.c.User, false) })
-	ss.srv.hub.Broadcast(room, ev, nil)
+	ss.srv.hub.Broadcast(room, ev, nil, hub.KindPresence)
 }
 
 func (ss *session) leave(req *codec.Request) {
@@ -309,7 +321,7 @@ func (ss *session) leave(req *codec.Request) {
 		ss.fail(req.ID, codeNotJoined, "not joined to "+req.Room)
 		return
 	}
-	ss.reply(codec.AppendLeft(ss.frame(), req.ID, req.Room))
+	ss.reply("left", codec.AppendLeft(ss.frame(), req.ID, req.Room))
 }
 
 // checkBody validates a send or dm body: text (a string) or data (any JSON
@@ -376,6 +388,7 @@ func (s *Server) publish(room, user, key string, m *codec.Message) (pubAck, erro
 		if err != nil || ack.dup {
 			return nil, 0, false
 		}
+		s.published.Add(1)
 		return msg.Frame, msg.Seq, true
 	})
 	return ack, err
@@ -388,7 +401,7 @@ func (ss *session) ackOrFail(id string, ack pubAck, err error) {
 	case err != nil:
 		ss.fail(id, codeInternal, "could not store the message")
 	default:
-		ss.reply(codec.AppendAck(ss.frame(), id, ack.Room, ack.Seq, ack.TS))
+		ss.reply("ack", codec.AppendAck(ss.frame(), id, ack.Room, ack.Seq, ack.TS))
 	}
 }
 
@@ -403,7 +416,7 @@ func (ss *session) typing(req *codec.Request, now int64) {
 	}
 	if forward {
 		ev := owned(func(b []byte) []byte { return codec.AppendTyping(b, req.Room, ss.c.User) })
-		ss.srv.hub.Broadcast(req.Room, ev, ss.c)
+		ss.srv.hub.Broadcast(req.Room, ev, ss.c, hub.KindTyping)
 	}
 }
 
@@ -422,7 +435,7 @@ func (ss *session) read(req *codec.Request) {
 	}
 	if forward {
 		ev := owned(func(b []byte) []byte { return codec.AppendRead(b, req.Room, ss.c.User, *req.Seq) })
-		ss.srv.hub.Broadcast(req.Room, ev, ss.c)
+		ss.srv.hub.Broadcast(req.Room, ev, ss.c, hub.KindRead)
 	}
 }
 
@@ -455,7 +468,7 @@ func (ss *session) history(req *codec.Request) {
 	for i := range msgs {
 		raws[i] = msgs[i].Payload()
 	}
-	ss.reply(codec.AppendHistory(ss.frame(), req.ID, req.Room, raws))
+	ss.reply("history", codec.AppendHistory(ss.frame(), req.ID, req.Room, raws))
 }
 
 // presenceListMax bounds the users listed in a presence reply.
@@ -466,7 +479,7 @@ func (ss *session) presence(req *codec.Request) {
 		return
 	}
 	users, total := ss.srv.hub.Presence(req.Room, presenceListMax)
-	ss.reply(codec.AppendPresenceList(ss.frame(), req.ID, req.Room, users, total))
+	ss.reply("presence", codec.AppendPresenceList(ss.frame(), req.ID, req.Room, users, total))
 }
 
 // quoteShort bounds client-chosen text echoed in error messages.
@@ -496,7 +509,7 @@ func (ss *session) refresh(req *codec.Request) {
 	}
 	ss.ident = id
 	ss.srv.expiries.set(ss, unixNano(id.Expires))
-	ss.reply(codec.AppendAck(ss.frame(), req.ID, "", 0, 0))
+	ss.reply("ack", codec.AppendAck(ss.frame(), req.ID, "", 0, 0))
 }
 
 // unixNano is t in Unix ns, or 0 for the zero time (no expiry).

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ type Memory struct {
 	seed   maphash.Seed
 	shards [memShards]memShard
 	keys   keyTable
+	held   atomic.Int64 // messages in all rings
 	stop   chan struct{}
 	done   sync.WaitGroup
 }
@@ -56,6 +58,9 @@ func NewMemory(size int, now func() time.Time) *Memory {
 	return m
 }
 
+// Messages returns how many messages the store holds, in all rooms.
+func (m *Memory) Messages() int64 { return m.held.Load() }
+
 // Epoch returns the store's epoch (the same for every room).
 func (m *Memory) Epoch() string { return m.epoch }
 
@@ -85,6 +90,7 @@ func (m *Memory) Append(room, user, key string, enc Encoder) (Message, Ack, bool
 	if m.size > 0 {
 		if len(r.buf) < m.size {
 			r.buf = append(r.buf, msg)
+			m.held.Add(1)
 		} else {
 			r.buf[r.head] = msg
 			r.head = (r.head + 1) % m.size

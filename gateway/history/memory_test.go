@@ -594,3 +594,19 @@ func TestMemorySizeZero(t *testing.T) {
 		t.Fatal("Range after latest is not complete")
 	}
 }
+
+func TestMemoryMessagesCountsHeld(t *testing.T) {
+	m := NewMemory(4, nil)
+	t.Cleanup(func() { _ = m.Close() })
+	appendN(t, m, "a", 3)
+	appendN(t, m, "b", 9) // wraps: only 4 held
+	if got := m.Messages(); got != 7 {
+		t.Fatalf("Messages = %d, want 3 + 4", got)
+	}
+	z := NewMemory(0, nil)
+	t.Cleanup(func() { _ = z.Close() })
+	appendN(t, z, "a", 3)
+	if got := z.Messages(); got != 0 {
+		t.Fatalf("size 0: Messages = %d, want 0", got)
+	}
+}

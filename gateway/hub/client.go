@@ -32,13 +32,14 @@ type Client struct {
 	hub  *Hub
 	sink Sink
 
-	mu       sync.Mutex
-	closing  bool        // under mu: a close frame was sent; nothing else will be
-	gone     atomic.Bool // removed from the hub
-	regShard uint8       // place in the hub's registry, under its shard lock
-	regIdx   int32
-	rooms    []*Member // under mu: memberships, the personal inbox included
-	queued   int64     // under mu: bytes handed to sink
+	mu        sync.Mutex
+	closing   bool        // under mu: a close frame was sent; nothing else will be
+	closeCode uint16      // under mu: the code of that close frame (0: none sent)
+	gone      atomic.Bool // removed from the hub
+	regShard  uint8       // place in the hub's registry, under its shard lock
+	regIdx    int32
+	rooms     []*Member // under mu: memberships, the personal inbox included
+	queued    int64     // under mu: bytes handed to sink
 
 	written  atomic.Int64 // bytes the socket took (see Written)
 	lastSeen atomic.Int64 // Unix ns of the last frame received
@@ -112,8 +113,17 @@ func (c *Client) closeLocked(code int, reason string) {
 		return
 	}
 	c.closing = true
+	c.closeCode = uint16(code)
 	_, _ = c.sink.Write(codec.CloseFrame(code, reason))
 	c.hub.closingAdd(c)
+}
+
+// CloseCode returns the code of the close frame sent to the client, or 0
+// when none was (the peer dropped the socket, or it is still open).
+func (c *Client) CloseCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int(c.closeCode)
 }
 
 // Closing reports whether a close frame was sent to the client.
@@ -185,12 +195,14 @@ func (h *Hub) unregister(c *Client) {
 	h.stats.conns.Add(-1)
 }
 
-// MarkClosing stops all writes to c after a close frame was written by
-// someone else (nbio writes 1009 itself), and starts the close grace.
-func (c *Client) MarkClosing() {
+// MarkClosing stops all writes to c after a close frame with code was
+// written by someone else (nbio writes 1009 itself), and starts the close
+// grace.
+func (c *Client) MarkClosing(code int) {
 	c.mu.Lock()
 	if !c.closing {
 		c.closing = true
+		c.closeCode = uint16(code)
 		c.hub.closingAdd(c)
 	}
 	c.mu.Unlock()

@@ -207,7 +207,7 @@ func TestMarkClosing(t *testing.T) {
 	h := newHub(t, hub.Config{CloseGrace: grace})
 	s := &recorder{}
 	c := h.NewClient("alice", "s1", s, now())
-	c.MarkClosing()
+	c.MarkClosing(1009)
 	c.Send(messageFrame("r", 1))
 	c.Close(hub.CloseNormal, "bye")
 	if s.Writes() != 0 {

@@ -18,6 +18,10 @@ type delivery struct {
 	// (registry shard mod worker count) are to be written: a split room's
 	// worker hands each other worker its share (see deliverRun).
 	share uint16
+	kind  Kind
+	// queued is when the delivery was queued (Unix ns), for the
+	// Observer's publish-to-write latency; 0 without an Observer.
+	queued int64
 }
 
 // worker fans queued deliveries out. Each room is served by one worker (by
@@ -51,6 +55,9 @@ func newWorker(h *Hub, idx int) *worker {
 
 // enqueue queues d; the room's lock is held by the caller.
 func (w *worker) enqueue(d delivery) {
+	if d.queued == 0 && w.hub.cfg.Observer != nil {
+		d.queued = time.Now().UnixNano()
+	}
 	w.hub.inflight.Add(1)
 	w.mu.Lock()
 	w.queue = append(w.queue, d)
@@ -88,6 +95,9 @@ func (w *worker) run() {
 				break
 			}
 			start := time.Now()
+			if o := w.hub.cfg.Observer; o != nil {
+				o.FanoutPass(len(w.batch))
+			}
 			delivered, writes := w.deliver(w.batch)
 			w.hub.inflight.Add(-int64(len(w.batch)))
 			clear(w.batch) // drop frame and room references
@@ -236,6 +246,8 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 	}
 	nw := len(h.workers)
 
+	var kinds [numKinds]int64 // frames delivered by kind
+	var bytes int64
 	for _, m := range w.members {
 		c := m.client
 		if share != 0 && int(c.regShard)%nw != int(share-1) {
@@ -257,8 +269,10 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 			if n > 0 && max(len(w.buf), len(one))+len(d.frame) > maxWriteBytes {
 				delivered += int64(n)
 				writes += w.flush(c, one, n)
+				bytes += int64(max(len(w.buf), len(one)))
 				w.buf, n = w.buf[:0], 0
 			}
+			kinds[d.kind]++
 			if n == 0 {
 				one = d.frame
 			} else {
@@ -272,9 +286,27 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 		writes += w.flush(c, one, n)
 		c.mu.Unlock()
 		delivered += int64(n)
+		switch {
+		case n == 1:
+			bytes += int64(len(one))
+		case n > 1:
+			bytes += int64(len(w.buf))
+		}
 	}
 	clear(w.members)
 	h.stats.delivered.Add(delivered)
 	h.stats.batches.Add(writes)
+	h.stats.bytesOut.Add(bytes)
+	for k, n := range kinds {
+		if n > 0 {
+			h.stats.byKind[k].Add(n)
+		}
+	}
+	if o := h.cfg.Observer; o != nil {
+		now := time.Now().UnixNano()
+		for i := range run {
+			o.FanoutLatency(time.Duration(now - run[i].queued))
+		}
+	}
 	return delivered, writes
 }

@@ -47,6 +47,8 @@ type Config struct {
 	// waits after a heavy pass so that more messages share each write
 	// (fanout.go). 0 never waits.
 	CoalesceMax time.Duration
+	// Observer, when set, is told about fan-out passes (see Observer).
+	Observer Observer
 }
 
 // Hub is the set of clients and rooms of one node.
@@ -65,33 +67,6 @@ type Hub struct {
 
 	stats    stats
 	inflight atomic.Int64 // deliveries queued and not yet fanned out
-}
-
-type stats struct {
-	conns         atomic.Int64
-	rooms         atomic.Int64
-	slowConsumers atomic.Int64
-	delivered     atomic.Int64
-	batches       atomic.Int64
-}
-
-// Stats is a snapshot of the hub's counters.
-type Stats struct {
-	Connections   int64
-	Rooms         int64
-	SlowConsumers int64
-	// Deliveries counts frames handed to members by fan-out; Writes counts
-	// the socket writes that carried them (fewer under load: batching).
-	Deliveries, Writes int64
-}
-
-// Stats returns the hub's counters.
-func (h *Hub) Stats() Stats {
-	return Stats{
-		Connections: h.stats.conns.Load(), Rooms: h.stats.rooms.Load(),
-		SlowConsumers: h.stats.slowConsumers.Load(),
-		Deliveries:    h.stats.delivered.Load(), Writes: h.stats.batches.Load(),
-	}
 }
 
 type roomShard struct {
@@ -401,6 +376,7 @@ func (h *Hub) Join(c *Client, name string, joined func() (frame []byte, covered 
 		m = &Member{room: r, client: c, idx: int32(len(r.members)), from: covered, active: true}
 		res.FirstConn = r.addUser(c.User)
 		r.members = append(r.members, m)
+		h.stats.members.Add(1)
 		c.rooms = append(c.rooms, m)
 	}
 	c.sendLocked(frame)
@@ -449,6 +425,7 @@ func (h *Hub) leave(m *Member, offline func(string, int)) bool {
 	moved.idx = m.idx
 	r.members[last] = nil
 	r.members = r.members[:last]
+	h.stats.members.Add(-1)
 	lastConn := r.removeUser(c.User)
 	r.busy++ // release deletes the room if this emptied it
 	h.release(r)
@@ -466,22 +443,37 @@ func (h *Hub) Publish(name string, store func() (frame []byte, seq uint64, ok bo
 	r := h.acquire(name)
 	frame, seq, ok := store()
 	if ok && len(r.members) > 0 {
-		h.workers[r.worker].enqueue(delivery{room: r, frame: frame, seq: seq})
+		h.workers[r.worker].enqueue(delivery{room: r, frame: frame, seq: seq, kind: KindMessage})
 	}
 	h.release(r)
 }
 
-// Broadcast queues a frame that is not part of the room's history (typing,
-// read, presence) for every member but exclude.
-func (h *Hub) Broadcast(name string, frame []byte, exclude *Client) {
+// Broadcast queues a frame of kind that is not part of the room's history
+// (typing, read, presence) for every member but exclude.
+func (h *Hub) Broadcast(name string, frame []byte, exclude *Client, kind Kind) {
 	r := h.lookup(name)
 	if r == nil {
 		return
 	}
 	if len(r.members) > 0 {
-		h.workers[r.worker].enqueue(delivery{room: r, frame: frame, exclude: exclude})
+		h.workers[r.worker].enqueue(delivery{room: r, frame: frame, exclude: exclude, kind: kind})
 	}
 	r.mu.Unlock()
+}
+
+// Clients returns the connections that are members of the room called
+// name; a user's inbox room has all of that user's connections.
+func (h *Hub) Clients(name string) []*Client {
+	r := h.lookup(name)
+	if r == nil {
+		return nil
+	}
+	out := make([]*Client, 0, len(r.members))
+	for _, m := range r.members {
+		out = append(out, m.client)
+	}
+	r.mu.Unlock()
+	return out
 }
 
 // Typing reports whether a typing event from c in the room should be

@@ -181,7 +181,7 @@ func TestBroadcast(t *testing.T) {
 		rs.join(t, h, clients[i]) // covers 10
 	}
 	ev := eventFrame("general", "u1")
-	h.Broadcast("general", ev, clients[1])
+	h.Broadcast("general", ev, clients[1], hub.KindTyping)
 	rs.publish(h) // 11, after the event
 	waitFor(t, "deliveries", func() bool { return h.Stats().Deliveries == 2+3 })
 	h.Stop()
@@ -206,7 +206,7 @@ func TestBroadcastNoRoom(t *testing.T) {
 	s := &recorder{}
 	c := h.NewClient("alice", "s1", s, now())
 	join(t, h, c, "other")
-	h.Broadcast("empty", eventFrame("empty", "bob"), nil)
+	h.Broadcast("empty", eventFrame("empty", "bob"), nil, hub.KindTyping)
 	h.Stop()
 	if st := h.Stats(); st.Rooms != 1 || st.Deliveries != 0 {
 		t.Fatalf("stats %+v, want 1 room and no delivery", st)

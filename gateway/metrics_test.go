@@ -1,0 +1,219 @@
+package gateway_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/chatgw/gateway/gateway"
+)
+
+// scrape reads /metrics and parses it with Prometheus's own text parser.
+func (n *node) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + n.srv.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return fams
+}
+
+// value returns the sum of the series of name whose labels include labels
+// ("k=v" each); histograms give their sample count. A series that does not
+// exist yet (a label value never seen) is 0.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	f := fams[name]
+	if f == nil {
+		return 0
+	}
+	var sum float64
+next:
+	for _, m := range f.Metric {
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			ok := false
+			for _, lp := range m.Label {
+				if lp.GetName() == k && lp.GetValue() == v {
+					ok = true
+				}
+			}
+			if !ok {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// TestMetricsFollowASession scripts a session (join, send, rate limited,
+// closed slow) and checks each counter moved by what the session did.
+func TestMetricsFollowASession(t *testing.T) {
+	const burst = 12
+	n := startNode(t, func(c *gateway.Config) {
+		c.Rate, c.Burst = 0.5, burst
+		c.OutboundMaxBytes = 64 << 10
+		c.APIKey = "k"
+	})
+	before := n.scrape(t)
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "gateway_connections",
+		"gateway_connections_opened_total", "gateway_messages_in_total", "gateway_replies_out_total",
+		"gateway_messages_out_total", "gateway_errors_total", "gateway_rate_limited_total",
+		"gateway_handshakes_refused_total", "gateway_slow_consumer_closes_total", "gateway_bytes_out_total",
+		"gateway_rooms", "gateway_members",
+		"gateway_fanout_batch_messages", "gateway_fanout_latency_seconds", "gateway_history_messages"} {
+		if before[name] == nil {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+	delta := func(after map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+		return value(t, after, name, labels...) - value(t, before, name, labels...)
+	}
+
+	alice, bob := n.dial(t, "alice"), n.dial(t, "bob")
+	alice.join("general")
+	bob.join("general")
+	for i := 0; i < 3; i++ {
+		alice.sendText("general", fmt.Sprint("hello ", i))
+	}
+	for i := 0; i < 3; i++ {
+		bob.waitFor("message", nil)
+	}
+	m := n.scrape(t)
+	checks := []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"gateway_connections", nil, 2},
+		{"gateway_connections_opened_total", nil, 2},
+		{"gateway_messages_in_total", []string{"type=join"}, 2},
+		{"gateway_messages_in_total", []string{"type=send"}, 3},
+		{"gateway_replies_out_total", []string{"type=ack"}, 3},
+		{"gateway_replies_out_total", []string{"type=welcome"}, 2},
+		{"gateway_replies_out_total", []string{"type=joined"}, 4}, // inboxes + general
+		{"gateway_messages_out_total", []string{"type=message"}, 6},
+		{"gateway_history_messages", nil, 3},
+	}
+	for _, c := range checks {
+		if got := delta(m, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	// One observation per message fanned out: 3 sends and the presence
+	// events of the two joins.
+	if got := delta(m, "gateway_fanout_latency_seconds"); got != 5 {
+		t.Errorf("gateway_fanout_latency_seconds count moved by %v, want 5", got)
+	}
+	if got := value(t, m, "gateway_members"); got != 4 { // two inboxes, two in general
+		t.Errorf("gateway_members = %v, want 4", got)
+	}
+	if got := delta(m, "gateway_bytes_out_total"); got < 6*60 {
+		t.Errorf("gateway_bytes_out_total moved by %v for six ~100-byte deliveries", got)
+	}
+
+	// Rate limited: alice has spent 4 of her tokens; the rest of the burst
+	// goes through, then every further frame is refused with an error.
+	refusedWant := 0
+	for i := 0; i < burst+3; i++ {
+		f := alice.request(map[string]any{"type": "history", "id": fmt.Sprint("h", i), "room": "general"})
+		if f.str("type") == "error" {
+			expectError(t, f, "rate_limited")
+			refusedWant++
+		}
+	}
+	if refusedWant < 3 {
+		t.Fatalf("only %d frames were rate limited", refusedWant)
+	}
+	m = n.scrape(t)
+	if got := delta(m, "gateway_rate_limited_total"); got != float64(refusedWant) {
+		t.Errorf("gateway_rate_limited_total moved by %v, want %d", got, refusedWant)
+	}
+	if got := delta(m, "gateway_errors_total", "code=rate_limited"); got != float64(refusedWant) {
+		t.Errorf("gateway_errors_total{code=rate_limited} moved by %v, want %d", got, refusedWant)
+	}
+
+	// Closed slow: a member that stops reading while the server API
+	// publishes into its room.
+	slow, _, err := smallBufferDialer().Dial(n.wsURL("user=slow"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	for i := 0; i < 2; i++ {
+		if _, _, err := slow.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := slow.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":"j","room":"big"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := slow.ReadMessage(); err != nil || !strings.Contains(string(b), `"joined"`) {
+		t.Fatalf("slow join: %s %v", b, err)
+	}
+	text := strings.Repeat("x", 8000)
+	deadline := time.Now().Add(10 * time.Second)
+	for value(t, n.scrape(t), "gateway_slow_consumer_closes_total") == value(t, before, "gateway_slow_consumer_closes_total") {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow member was never closed")
+		}
+		for i := 0; i < 20; i++ {
+			apiCall(t, n, "POST", "/api/publish", "k", map[string]any{"room": "big", "text": text})
+		}
+	}
+	// The close is counted by code once the socket is gone.
+	for delta(n.scrape(t), "gateway_connections_closed_total", "code=4001") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway_connections_closed_total{code=4001} never moved")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := delta(n.scrape(t), "gateway_api_requests_total", "route=publish", "status=200"); got < 20 {
+		t.Errorf("gateway_api_requests_total{route=publish,status=200} moved by %v", got)
+	}
+}
+
+// TestRefusedHandshakesCounted: each refusal reason has its series.
+func TestRefusedHandshakesCounted(t *testing.T) {
+	n := startNode(t, func(c *gateway.Config) { c.Origins = []string{"https://chat.example.com"} })
+	before := value(t, n.scrape(t), "gateway_handshakes_refused_total", "reason=origin")
+	h := http.Header{"Origin": {"https://evil.example.com"}}
+	if _, resp, err := websocket.DefaultDialer.Dial(n.wsURL("user=a"), h); err == nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin: err %v", err)
+	}
+	h.Set("Origin", "https://chat.example.com")
+	if _, resp, err := websocket.DefaultDialer.Dial(n.wsURL("user=bad%20name"), h); err == nil || resp.StatusCode != 400 {
+		t.Fatalf("bad user: err %v", err)
+	}
+	m := n.scrape(t)
+	if got := value(t, m, "gateway_handshakes_refused_total", "reason=origin") - before; got != 1 {
+		t.Errorf("refused{origin} moved by %v, want 1", got)
+	}
+	if got := value(t, m, "gateway_handshakes_refused_total", "reason=bad_request"); got != 1 {
+		t.Errorf("refused{bad_request} = %v, want 1", got)
+	}
+}
