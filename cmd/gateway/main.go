@@ -1,34 +1,137 @@
-// Command gateway runs one chat edge node. See the README for its flags;
-// every flag can also be set as an environment variable GATEWAY_<NAME>
-// (upper case, dashes as underscores), and a flag given on the command line
-// wins over the environment.
+// Command gateway runs one chat edge node. See the README for its flags.
+// Every flag can also be set as an environment variable GATEWAY_<NAME>
+// (upper case, dashes as underscores) or as a key of a TOML file given with
+// --config; a flag on the command line wins over the environment, which
+// wins over the file, which wins over the default.
+//
+//	gateway [flags]        run a node
+//	gateway version        print the version and commit
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/pkg/profile"
 
 	"github.com/chatgw/gateway/gateway"
 )
 
+// Set at build time: go build -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234".
+// Without them, the module version and VCS revision Go records are used.
+var version, commit string
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println("gateway", versionString())
+		return
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(2)
 	}
 }
 
+// versionString is "VERSION (commit COMMIT)", from the link flags or else
+// from the build info.
+func versionString() string {
+	v, c := version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "" && len(s.Value) >= 7 {
+				c = s.Value[:7]
+			}
+			if s.Key == "vcs.modified" && s.Value == "true" && commit == "" && c != "" {
+				c += "-dirty"
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return v + " (commit " + c + ")"
+}
+
+// options is everything the command line decides beyond gateway.Config.
+type options struct {
+	cfg         gateway.Config
+	logLevel    slog.Level
+	logFormat   string
+	profile     string
+	profileDir  string
+	printConfig bool
+}
+
 func run(args []string) error {
-	cfg := gateway.DefaultConfig()
+	opt, fs, err := parse(args, os.LookupEnv, os.Stderr)
+	if err != nil || opt == nil {
+		return err // opt is nil after --help
+	}
+	if opt.printConfig {
+		return printConfig(os.Stdout, fs)
+	}
+	opt.cfg.Logger = newLogger(os.Stderr, opt.logFormat, opt.logLevel)
+	opt.cfg.Version = versionString()
+
+	if opt.profile != "" {
+		// Written when run returns, after the drain: the whole life of
+		// the process. A second signal kills it without one.
+		defer profile.Start(profileMode(opt.profile), profile.ProfilePath(opt.profileDir),
+			profile.NoShutdownHook, profile.Quiet).Stop()
+	}
+	srv, err := gateway.New(opt.cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	<-ctx.Done()
+	stop() // a second signal kills the process the usual way
+	return srv.Drain(context.Background())
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+var profileModes = map[string]func(*profile.Profile){
+	"cpu": profile.CPUProfile, "mem": profile.MemProfile, "allocs": profile.MemProfileAllocs,
+	"block": profile.BlockProfile, "mutex": profile.MutexProfile, "goroutine": profile.GoroutineProfile,
+	"trace": profile.TraceProfile,
+}
+
+func profileMode(name string) func(*profile.Profile) { return profileModes[name] }
+
+// parse reads the flags, then the environment, then the --config file. It
+// returns nil options after --help.
+func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*options, *flag.FlagSet, error) {
+	o := &options{cfg: gateway.DefaultConfig()}
+	cfg := &o.cfg
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(out)
+	configFile := fs.String("config", "", "TOML file whose keys are these flags' names (max-rooms = 50); flags and GATEWAY_* win over it")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "public listen address; GET /ws upgrades to WebSocket")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin listen address for /healthz and /readyz (empty: none)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin listen address: /healthz, /readyz, /metrics, /api/ (empty: none)")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "node name announced in welcome (default: host name)")
 	fs.BoolVar(&cfg.Anonymous, "anonymous", cfg.Anonymous, "anonymous mode: ?user=<id> names the user, no token (default: on only when no JWT key is set)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest client message in bytes; one byte more closes with 1009")
@@ -52,65 +155,54 @@ func run(args []string) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain: serve wss:// on --addr (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener (never the public one)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "Bearer key of the server API (/api/ on the admin listener); empty: API off (prefer GATEWAY_API_KEY)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.profile, "profile", "", "record a profile for the life of the process, written on clean shutdown: cpu, mem, allocs, block, mutex, goroutine or trace")
+	fs.StringVar(&o.profileDir, "profile-dir", ".", "directory --profile writes to (cpu.pprof, mem.pprof, ...)")
+	fs.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration as a --config file and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nRuns one chat gateway node. Each flag may also be set as GATEWAY_<NAME>,\ne.g. GATEWAY_MAX_ROOMS=50; the command line wins.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n       gateway version\n\n"+
+			"Runs one chat gateway node. Each flag may also be set as GATEWAY_<NAME>\n"+
+			"(e.g. GATEWAY_MAX_ROOMS=50) or as a key of the --config file; the command\n"+
+			"line wins over the environment, the environment over the file.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return nil
+			return nil, fs, nil
 		}
-		return err
+		return nil, fs, err
 	}
-	anonGiven, err := applyEnv(fs, os.LookupEnv)
-	if err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return nil, fs, fmt.Errorf("unexpected argument %q (flags start with --; the only command is \"version\")", fs.Arg(0))
 	}
-	if !anonGiven && cfg.AuthConfigured() {
-		cfg.Anonymous = false // with a key, anonymous access must be asked for
-	}
-	for _, o := range strings.Split(*origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			cfg.Origins = append(cfg.Origins, o)
-		}
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
-	srv, err := gateway.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	<-ctx.Done()
-	stop() // a second signal kills the process the usual way
-	return srv.Drain(context.Background())
-}
-
-// applyEnv sets every flag not given on the command line from its
-// GATEWAY_<NAME> variable, when that is set. It reports whether
-// --anonymous was given either way.
-func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) (anonymousGiven bool, err error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
+	if err := applyEnv(fs, lookup, given); err != nil {
+		return nil, fs, err
+	}
+	if *configFile != "" {
+		if err := applyFile(fs, *configFile, given); err != nil {
+			return nil, fs, err
 		}
-		name := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookup(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", name, v, e)
-			}
-			given[f.Name] = true
+	}
+	if !given["anonymous"] && cfg.AuthConfigured() {
+		cfg.Anonymous = false // with a key, anonymous access must be asked for
+	}
+	for _, v := range strings.Split(*origins, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			cfg.Origins = append(cfg.Origins, v)
 		}
-	})
-	return given["anonymous"], err
+	}
+	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return nil, fs, fmt.Errorf("--log-level: %w", err)
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, fs, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	if o.profile != "" && profileModes[o.profile] == nil {
+		return nil, fs, fmt.Errorf("--profile %q: want cpu, mem, allocs, block, mutex, goroutine or trace", o.profile)
+	}
+	return o, fs, nil
 }

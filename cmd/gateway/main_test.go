@@ -31,7 +31,7 @@ func TestApplyEnvPrecedence(t *testing.T) {
 	}
 	env := map[string]string{"GATEWAY_MAX_ROOMS": "7", "GATEWAY_RATE": "9"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if _, err := applyEnv(fs, lookup); err != nil {
+	if err := applyEnv(fs, lookup, map[string]bool{"rate": true}); err != nil {
 		t.Fatal(err)
 	}
 	if *rooms != 7 || *rate != 5 || *addr != "a" {
@@ -39,7 +39,7 @@ func TestApplyEnvPrecedence(t *testing.T) {
 	}
 	env["GATEWAY_ADDR"] = "x"
 	env["GATEWAY_MAX_ROOMS"] = "many"
-	if _, err := applyEnv(fs, lookup); err == nil || !strings.Contains(err.Error(), "GATEWAY_MAX_ROOMS") {
+	if err := applyEnv(fs, lookup, map[string]bool{}); err == nil || !strings.Contains(err.Error(), "GATEWAY_MAX_ROOMS") {
 		t.Fatalf("bad env value: err = %v, want one naming GATEWAY_MAX_ROOMS", err)
 	}
 }
@@ -73,7 +73,7 @@ func buildGateway(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "gateway")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v9.9.9-test -X main.commit=abc1234", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
