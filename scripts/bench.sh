@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 commit=$(git rev-parse --short HEAD)
 out=${OUT:-bench/results/$(date -u +%Y-%m-%d)-$commit}
 mkdir -p "$out" bin
-go build -o bin/gateway ./cmd/gateway
+go build -ldflags "-X main.commit=$commit" -o bin/gateway ./cmd/gateway
 go build -o bin/wsbench ./cmd/wsbench
 
 port=${PORT:-18080}
