@@ -11,6 +11,17 @@ cd "$(dirname "$0")/.."
 # is busy and fail with "context deadline exceeded".
 FUZZTIME=${FUZZTIME:-20000x}
 
+# redis-server for the history conformance suite and the cluster tests.
+need_apt=""
+command -v redis-server >/dev/null || need_apt="$need_apt redis-server"
+if [ -n "$need_apt" ]; then
+	echo "== installing$need_apt"
+	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+	$sudo apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need_apt >/dev/null
+fi
+
 echo "== gofmt"
 bad=$(gofmt -l .)
 if [ -n "$bad" ]; then

@@ -1,0 +1,275 @@
+package history
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgw/gateway/codec"
+)
+
+var _ Store = (*Redis)(nil)
+
+// Redis is the cluster Store. A room's keys share the hash tag {room}: its
+// seq counter, its history (a list of "seq|ts|payload", trimmed to Size) and
+// its epoch, a random id made when the room's keys are first written, so a
+// Redis that lost its data hands out a new epoch and resuming clients are
+// told nothing was recovered. Publishing is one Lua script: check the
+// idempotency key, take the next seq, append, trim, remember the key, and
+// PUBLISH to the other nodes, all or nothing.
+type Redis struct {
+	c    redis.UniversalClient
+	opt  RedisOptions
+	keys bool // idempotency keys live under the user's hash tag (see RedisOptions.Cluster)
+}
+
+// RedisOptions configure a Redis store.
+type RedisOptions struct {
+	Size    int           // messages kept per room
+	TTL     time.Duration // a room's keys expire this long after its last message (0: never)
+	Timeout time.Duration // per call (default 2s)
+	// Cluster: the client is a Redis Cluster client. A script may then only
+	// touch keys of one hash slot, so idempotency keys are kept per room,
+	// not per user: a key reused in another room within KeyTTL is not
+	// recognised there (clients retry in the room they sent to).
+	Cluster bool
+	// Channel, when set, names the pub/sub channel a room's messages are
+	// published on, each as Origin|seq|payload.
+	Channel func(room string) string
+	Origin  string
+}
+
+// NewRedis returns a Store on c.
+func NewRedis(c redis.UniversalClient, opt RedisOptions) *Redis {
+	if opt.Timeout <= 0 {
+		opt.Timeout = 2 * time.Second
+	}
+	return &Redis{c: c, opt: opt, keys: !opt.Cluster}
+}
+
+// RoomKey is the prefix of a room's keys; the braces make them one hash slot.
+func RoomKey(room string) string { return "gw:{" + room + "}:" }
+
+func (r *Redis) idemKey(room, user, key string) string {
+	if r.keys {
+		return "gw:{u:" + user + "}:k:" + key
+	}
+	return RoomKey(room) + "k:" + user + ":" + key
+}
+
+func newEpoch() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Sentinels the encoder is called with, to find where the script must put
+// the real seq and ts: values no real message has.
+const (
+	seqSentinel = uint64(987654321987654321)
+	tsSentinel  = int64(-987654321987654321)
+)
+
+var appendScript = redis.NewScript(`
+if #KEYS == 4 then
+  local prev = redis.call('GET', KEYS[4])
+  if prev then return {'dup', prev} end
+end
+local seq = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local s = string.format('%d', seq)
+local payload = ARGV[1] .. s .. ARGV[2] .. ts .. ARGV[3]
+if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], ARGV[7]) end
+local size = tonumber(ARGV[4])
+if size > 0 then
+  redis.call('RPUSH', KEYS[2], s .. '|' .. ts .. '|' .. payload)
+  redis.call('LTRIM', KEYS[2], -size, -1)
+end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[10] .. '|' .. s .. '|' .. ts, 'PX', ARGV[6]) end
+if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9] .. '|' .. s .. '|' .. payload) end
+return {s, ts}
+`)
+
+// Append implements Store.
+func (r *Redis) Append(room, user, key string, enc Encoder) (Message, Ack, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opt.Timeout)
+	defer cancel()
+	var idem string
+	if key != "" {
+		idem = r.idemKey(room, user, key)
+		// Checked before encoding, so a retry costs no encoding; the
+		// script checks again, atomically.
+		if prev, err := r.c.Get(ctx, idem).Result(); err == nil {
+			ack, err := parseAck(prev)
+			return Message{}, ack, true, err
+		} else if !errors.Is(err, redis.Nil) {
+			return Message{}, Ack{}, false, unavailable(err)
+		}
+	}
+	tmpl := enc(seqSentinel, tsSentinel)
+	p1, p2, p3, err := splitTemplate(tmpl[codec.HeaderLen(tmpl):])
+	if err != nil {
+		return Message{}, Ack{}, false, err
+	}
+	rk := RoomKey(room)
+	keys := []string{rk + "s", rk + "h", rk + "e"}
+	if idem != "" {
+		keys = append(keys, idem)
+	}
+	channel := ""
+	if r.opt.Channel != nil {
+		channel = r.opt.Channel(room)
+	}
+	res, err := appendScript.Run(ctx, r.c, keys, p1, p2, p3, r.opt.Size, r.opt.TTL.Milliseconds(),
+		KeyTTL.Milliseconds(), newEpoch(), channel, r.opt.Origin, room).StringSlice()
+	if err != nil {
+		return Message{}, Ack{}, false, unavailable(err)
+	}
+	if len(res) == 2 && res[0] == "dup" {
+		ack, err := parseAck(res[1])
+		return Message{}, ack, true, err
+	}
+	if len(res) != 2 {
+		return Message{}, Ack{}, false, fmt.Errorf("history: append script returned %q", res)
+	}
+	seq, err1 := strconv.ParseUint(res[0], 10, 64)
+	ts, err2 := strconv.ParseInt(res[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Message{}, Ack{}, false, fmt.Errorf("history: append script returned %q", res)
+	}
+	return Message{Seq: seq, TS: ts, Frame: enc(seq, ts)}, Ack{Room: room, Seq: seq, TS: ts}, false, nil
+}
+
+// splitTemplate cuts a message payload encoded with the sentinels into the
+// parts around its seq and ts. The codec writes "seq" and "ts" before any
+// client-supplied value, so their first occurrences are the fields.
+func splitTemplate(p []byte) (string, string, string, error) {
+	seqField := []byte(`"seq":` + strconv.FormatUint(seqSentinel, 10))
+	tsField := []byte(`"ts":` + strconv.FormatInt(tsSentinel, 10))
+	i := bytes.Index(p, seqField)
+	j := bytes.Index(p, tsField)
+	if i < 0 || j < i {
+		return "", "", "", fmt.Errorf("history: message encoding lacks seq and ts in order")
+	}
+	a := i + len(`"seq":`)
+	b := j + len(`"ts":`)
+	return string(p[:a]), string(p[a+len(seqField)-len(`"seq":`) : b]), string(p[b+len(tsField)-len(`"ts":`):]), nil
+}
+
+func parseAck(s string) (Ack, error) {
+	parts := strings.SplitN(s, "|", 3)
+	if len(parts) != 3 {
+		return Ack{}, fmt.Errorf("history: bad idempotency record %q", s)
+	}
+	seq, err1 := strconv.ParseUint(parts[1], 10, 64)
+	ts, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Ack{}, fmt.Errorf("history: bad idempotency record %q", s)
+	}
+	return Ack{Room: parts[0], Seq: seq, TS: ts}, nil
+}
+
+var rangeScript = redis.NewScript(`
+local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[3], epoch)
+  local ttl = tonumber(ARGV[5])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+end
+local after, before, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if latest == 0 then return {'0', epoch, after == 0 and '1' or '0'} end
+if before > latest + 1 then before = latest + 1 end
+local n = redis.call('LLEN', KEYS[2])
+local oldest = latest + 1 - n
+local empty = after >= before or after + 1 == before
+local complete = empty or after + 1 >= oldest
+if limit <= 0 or empty then return {string.format('%d', latest), epoch, complete and '1' or '0'} end
+local lo = math.max(after + 1, oldest)
+if before - lo > limit then
+  lo = before - limit
+  complete = false
+end
+local out = {string.format('%d', latest), epoch, complete and '1' or '0'}
+if before - 1 >= lo then
+  local items = redis.call('LRANGE', KEYS[2], lo - oldest, before - 1 - oldest)
+  for i = 1, #items do out[#out + 1] = items[i] end
+end
+return out
+`)
+
+// maxLuaSeq bounds seqs passed to Lua, whose numbers are doubles.
+const maxLuaSeq = 1 << 52
+
+// Range implements Store.
+func (r *Redis) Range(room string, after, before uint64, limit int) ([]Message, uint64, string, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opt.Timeout)
+	defer cancel()
+	after, before = min(after, maxLuaSeq), min(before, maxLuaSeq)
+	rk := RoomKey(room)
+	res, err := rangeScript.Run(ctx, r.c, []string{rk + "s", rk + "h", rk + "e"},
+		after, before, limit, newEpoch(), r.opt.TTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return nil, 0, "", false, unavailable(err)
+	}
+	if len(res) < 3 {
+		return nil, 0, "", false, fmt.Errorf("history: range script returned %q", res)
+	}
+	latest, err := strconv.ParseUint(res[0], 10, 64)
+	if err != nil {
+		return nil, 0, "", false, fmt.Errorf("history: range script returned %q", res)
+	}
+	var msgs []Message
+	for _, item := range res[3:] {
+		m, err := parseItem(item)
+		if err != nil {
+			return nil, 0, "", false, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, latest, res[1], res[2] == "1", nil
+}
+
+// parseItem turns a history entry "seq|ts|payload" into a Message with a
+// complete frame.
+func parseItem(item string) (Message, error) {
+	s, rest, ok1 := strings.Cut(item, "|")
+	t, payload, ok2 := strings.Cut(rest, "|")
+	seq, err1 := strconv.ParseUint(s, 10, 64)
+	ts, err2 := strconv.ParseInt(t, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil {
+		return Message{}, fmt.Errorf("history: bad entry %.40q", item)
+	}
+	return Message{Seq: seq, TS: ts, Frame: TextFrame(payload)}, nil
+}
+
+// TextFrame makes a complete unmasked text frame of payload.
+func TextFrame(payload string) []byte {
+	f := codec.NewFrame()
+	f.B = append(f.B, payload...)
+	out := f.Owned()
+	f.Release()
+	return out
+}
+
+// Close implements Store; the client is the caller's.
+func (r *Redis) Close() error { return nil }
+
+func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
+

@@ -1,0 +1,98 @@
+// Package redistest runs a real redis-server for tests: on a free loopback
+// port, without persistence, stopped when the test ends. Tests that need
+// Redis fail (they do not skip) when redis-server is missing: the test
+// command installs it (scripts/test.sh).
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process.
+type Server struct {
+	t    testing.TB
+	Port int
+	cmd  *exec.Cmd
+}
+
+// Start runs a redis-server on a free port and stops it at the end of t.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not installed (scripts/test.sh installs it with apt-get)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	s := &Server{t: t, Port: port}
+	s.start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// URL is the redis:// URL of database 0.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+func (s *Server) start() {
+	s.t.Helper()
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning")
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("redis-server: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s.ping() {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			s.t.Fatalf("redis-server on port %d did not answer PING", s.Port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) ping() bool {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := fmt.Fprint(c, "PING\r\n"); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+// Kill stops the server at once (SIGKILL: no save, nothing kept).
+func (s *Server) Kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// Restart kills the server and starts an empty one on the same port: what a
+// Redis without persistence looks like after a crash.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	s.start()
+}
