@@ -27,6 +27,10 @@ func (s *Server) startAdmin() error {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
 		}
+		if s.cluster != nil && !s.cluster.Ready() {
+			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", s.m.Handler())

@@ -130,7 +130,20 @@ func (s *Server) apiPublish(_ http.ResponseWriter, r *http.Request) (int, any) {
 		return http.StatusBadRequest, apiError(codeBadRequest, `"key" is longer than 64 characters`)
 	}
 	m := codec.Message{Room: req.Room, From: req.From, Text: req.Text, Data: req.Data}
-	ack, err := s.publish(req.Room, req.From, req.Key, &m)
+	type result struct {
+		ack pubAck
+		err error
+	}
+	res := make(chan result, 1)
+	s.publish(req.Room, req.From, req.Key, &m, func(a pubAck, err error) { res <- result{a, err} })
+	var ack pubAck
+	var err error
+	select {
+	case r := <-res:
+		ack, err = r.ack, r.err
+	case <-r.Context().Done():
+		return http.StatusServiceUnavailable, apiError(codeUnavailable, "request ended before the message was stored; retry with the same key")
+	}
 	switch {
 	case errors.Is(err, history.ErrUnavailable):
 		return http.StatusServiceUnavailable, apiError(codeUnavailable, "history store unavailable; retry with the same key")

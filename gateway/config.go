@@ -38,6 +38,8 @@ type Config struct {
 	TLSCert, TLSKey  string        // PEM files: serve wss:// on Addr
 	Pprof            bool          // mount net/http/pprof on the admin listener
 	APIKey           string        // Bearer key of the server API on the admin listener ("" = API off)
+	RedisURL         string        // redis:// or rediss://: cluster mode (broker, history, presence in Redis)
+	HistoryTTL       time.Duration // cluster mode: a room's history expires this long after its last message (0: never)
 
 	Version string // build version and commit, reported by /api/stats
 
@@ -101,6 +103,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --max-conns and --max-conns-per-ip must not be negative")
 	case c.HandshakeTimeout < 100*time.Millisecond:
 		return fmt.Errorf("gateway: --handshake-timeout %v is below 100ms", c.HandshakeTimeout)
+	case c.HistoryTTL < 0:
+		return fmt.Errorf("gateway: --history-ttl is negative")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return fmt.Errorf("gateway: --tls-cert and --tls-key go together")
 	}

@@ -28,9 +28,11 @@ import (
 	"github.com/lesismal/nbio/mempool"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway/auth"
+	"github.com/chatgw/gateway/gateway/cluster"
 	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/gateway/hub"
 	"github.com/chatgw/gateway/gateway/metrics"
@@ -47,6 +49,9 @@ type Server struct {
 	hub   *hub.Hub
 	store history.Store
 	m     *metrics.Metrics
+
+	cluster *cluster.Node         // nil alone
+	redis   redis.UniversalClient // nil alone
 
 	started   time.Time
 	published atomic.Int64 // messages stored and fanned out (clients and API)
@@ -86,7 +91,6 @@ func New(cfg Config) (*Server, error) {
 	useLogger(cfg.Logger)
 	s := &Server{
 		cfg: cfg, log: cfg.Logger,
-		store:    history.NewMemory(cfg.HistorySize, nil),
 		stopTick: make(chan struct{}),
 	}
 	s.admit = admission{maxConns: cfg.MaxConns, maxPerIP: cfg.MaxConnsPerIP, perIP: map[string]int{}}
@@ -104,6 +108,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		s.verifier = v
+	}
+	if cfg.RedisURL != "" {
+		if err := s.startCluster(); err != nil {
+			return nil, err
+		}
+	} else {
+		s.store = history.NewMemory(cfg.HistorySize, nil)
 	}
 	s.m = metrics.New()
 	s.hub = hub.New(hub.Config{
@@ -272,6 +283,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.admin.Close()
 	}
 	_ = s.store.Close()
+	if s.cluster != nil {
+		s.cluster.Close()
+		_ = s.redis.Close()
+	}
 	return err
 }
 
@@ -365,7 +380,11 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	if sess == nil {
 		return
 	}
+	rooms := sess.c.RoomNames()
 	s.hub.Remove(sess.c, sess.offline)
+	for _, r := range rooms {
+		s.release(r)
+	}
 	s.expiries.set(sess, 0)
 	code := sess.c.CloseCode()
 	s.m.Closed(code)

@@ -187,7 +187,18 @@ func (ss *session) reply(typ string, b []byte) {
 
 func (ss *session) fail(id, code, msg string) {
 	ss.srv.m.Error(code)
-	ss.reply("error", codec.AppendError(ss.frame(), id, code, msg))
+	ss.sendReply("error", func(b []byte) []byte { return codec.AppendError(b, id, code, msg) })
+}
+
+// sendReply builds a reply in a frame of its own and sends it: for replies
+// made outside the handler (a cluster publish's ack), which must not touch
+// the handler's pending frame.
+func (ss *session) sendReply(typ string, build func([]byte) []byte) {
+	f := codec.NewFrame()
+	f.B = build(f.B)
+	ss.srv.m.Reply(typ)
+	ss.c.Send(f.Bytes())
+	f.Release()
 }
 
 // owned encodes a frame into bytes of its own, for frames that outlive
@@ -235,6 +246,13 @@ func (ss *session) join(req *codec.Request) {
 		ss.fail(req.ID, codeTooManyRooms, "room limit reached; leave a room first")
 		return
 	}
+	// In cluster mode the node's subscription to the room must be live
+	// before the joined frame reads its history: then every later message
+	// reaches this member. One reference per membership.
+	if err := ss.srv.acquire(req.Room); err != nil {
+		ss.fail(req.ID, codeUnavailable, "cluster link unavailable; retry")
+		return
+	}
 	// Join writes the frame before it returns and keeps no reference, so
 	// it is built in a pooled buffer, released below, rather than copied:
 	// every connection joins at least once, and the copy was garbage.
@@ -251,6 +269,9 @@ func (ss *session) join(req *codec.Request) {
 	if f != nil {
 		f.Release()
 	}
+	if !res.Added {
+		ss.srv.release(req.Room) // a membership holds the one reference
+	}
 	if err != nil {
 		ss.fail(req.ID, codeUnavailable, "history store unavailable")
 		return
@@ -258,7 +279,7 @@ func (ss *session) join(req *codec.Request) {
 	ss.srv.m.Reply("joined")
 	if res.FirstConn && !res.Rejoin && !inbox && res.Users <= ss.srv.hub.PresenceMaxMembers() {
 		ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, req.Room, ss.c.User, true) })
-		ss.srv.hub.Broadcast(req.Room, ev, ss.c, hub.KindPresence)
+		ss.srv.broadcast(req.Room, ev, ss.c, hub.KindPresence)
 	}
 }
 
@@ -306,7 +327,7 @@ func (ss *session) offline(room string, usersBefore int) {
 		return
 	}
 	ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, ss.c.User, false) })
-	ss.srv.hub.Broadcast(room, ev, nil, hub.KindPresence)
+	ss.srv.broadcast(room, ev, nil, hub.KindPresence)
 }
 
 func (ss *session) leave(req *codec.Request) {
@@ -321,6 +342,7 @@ func (ss *session) leave(req *codec.Request) {
 		ss.fail(req.ID, codeNotJoined, "not joined to "+req.Room)
 		return
 	}
+	ss.srv.release(req.Room)
 	ss.reply("left", codec.AppendLeft(ss.frame(), req.ID, req.Room))
 }
 
@@ -346,9 +368,9 @@ func (ss *session) send(req *codec.Request) {
 		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
 		return
 	}
-	m := codec.Message{Room: req.Room, From: ss.c.User, Text: req.Text, Data: req.Data}
-	ack, err := ss.srv.publish(req.Room, ss.c.User, req.Key, &m)
-	ss.ackOrFail(req.ID, ack, err)
+	m := &codec.Message{Room: req.Room, From: ss.c.User, Text: req.Text, Data: req.Data}
+	id := req.ID
+	ss.srv.publish(req.Room, ss.c.User, req.Key, m, func(ack pubAck, err error) { ss.ackOrFail(id, ack, err) })
 }
 
 func (ss *session) dm(req *codec.Request) {
@@ -359,14 +381,18 @@ func (ss *session) dm(req *codec.Request) {
 	if !ss.checkBody(req) {
 		return
 	}
-	m := codec.Message{From: ss.c.User, To: req.To, Text: req.Text, Data: req.Data}
-	m.Room = codec.Inbox(req.To)
-	ack, err := ss.srv.publish(m.Room, ss.c.User, req.Key, &m)
-	if err == nil && !ack.dup && req.To != ss.c.User {
-		m.Room = codec.Inbox(ss.c.User)
-		_, err = ss.srv.publish(m.Room, ss.c.User, "", &m)
-	}
-	ss.ackOrFail(req.ID, ack, err)
+	to := &codec.Message{From: ss.c.User, To: req.To, Text: req.Text, Data: req.Data, Room: codec.Inbox(req.To)}
+	id, self := req.ID, req.To == ss.c.User
+	ss.srv.publish(to.Room, ss.c.User, req.Key, to, func(ack pubAck, err error) {
+		if err != nil || ack.dup || self {
+			ss.ackOrFail(id, ack, err)
+			return
+		}
+		// The sender's other connections see what it sent, in its inbox.
+		echo := *to
+		echo.Room = codec.Inbox(ss.c.User)
+		ss.srv.publish(echo.Room, ss.c.User, "", &echo, func(_ pubAck, err error) { ss.ackOrFail(id, ack, err) })
+	})
 }
 
 type pubAck struct {
@@ -374,9 +400,36 @@ type pubAck struct {
 	dup bool
 }
 
-// publish stores m in room (setting its seq and ts) and fans it out. With a
-// key already used by user, it returns the original ack and does nothing.
-func (s *Server) publish(room, user, key string, m *codec.Message) (pubAck, error) {
+// publish stores m in room (setting its seq and ts) and fans it out, then
+// calls done with the ack. With a key already used by user, the ack is the
+// original one and nothing else happens. Alone, done runs before publish
+// returns; in cluster mode it runs once Redis has stored the message, on
+// the cluster's publisher goroutine, and the fan-out comes from the room's
+// subscription, in seq order on every node.
+func (s *Server) publish(room, user, key string, m *codec.Message, done func(pubAck, error)) {
+	if s.cluster != nil {
+		enc := func(seq uint64, ts int64) []byte {
+			m.Seq, m.TS = seq, ts
+			return owned(func(b []byte) []byte { return codec.AppendMessage(b, m) })
+		}
+		err := s.cluster.Publish(room, user, key, enc, func(a history.Ack, dup bool, err error) {
+			if err == nil && !dup {
+				s.published.Add(1)
+			}
+			done(pubAck{Ack: a, dup: dup}, err)
+		})
+		if err != nil {
+			done(pubAck{}, err)
+		}
+		return
+	}
+	ack, err := s.publishLocal(room, user, key, m)
+	done(ack, err)
+}
+
+// publishLocal is publish on a node alone: store and fan out under the
+// room's lock.
+func (s *Server) publishLocal(room, user, key string, m *codec.Message) (pubAck, error) {
 	var ack pubAck
 	var err error
 	s.hub.Publish(room, func() ([]byte, uint64, bool) {
@@ -394,6 +447,7 @@ func (s *Server) publish(room, user, key string, m *codec.Message) (pubAck, erro
 	return ack, err
 }
 
+// ackOrFail answers a send or dm; it may run outside the handler.
 func (ss *session) ackOrFail(id string, ack pubAck, err error) {
 	switch {
 	case errors.Is(err, history.ErrUnavailable):
@@ -401,7 +455,7 @@ func (ss *session) ackOrFail(id string, ack pubAck, err error) {
 	case err != nil:
 		ss.fail(id, codeInternal, "could not store the message")
 	default:
-		ss.reply("ack", codec.AppendAck(ss.frame(), id, ack.Room, ack.Seq, ack.TS))
+		ss.sendReply("ack", func(b []byte) []byte { return codec.AppendAck(b, id, ack.Room, ack.Seq, ack.TS) })
 	}
 }
 
@@ -416,7 +470,7 @@ func (ss *session) typing(req *codec.Request, now int64) {
 	}
 	if forward {
 		ev := owned(func(b []byte) []byte { return codec.AppendTyping(b, req.Room, ss.c.User) })
-		ss.srv.hub.Broadcast(req.Room, ev, ss.c, hub.KindTyping)
+		ss.srv.broadcast(req.Room, ev, ss.c, hub.KindTyping)
 	}
 }
 
@@ -435,7 +489,7 @@ func (ss *session) read(req *codec.Request) {
 	}
 	if forward {
 		ev := owned(func(b []byte) []byte { return codec.AppendRead(b, req.Room, ss.c.User, *req.Seq) })
-		ss.srv.hub.Broadcast(req.Room, ev, ss.c, hub.KindRead)
+		ss.srv.broadcast(req.Room, ev, ss.c, hub.KindRead)
 	}
 }
 

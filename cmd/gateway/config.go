@@ -101,7 +101,7 @@ func flagText(v any) (string, error) {
 }
 
 // secretFlags are left out of --print-config's output.
-var secretFlags = map[string]bool{"jwt-secret": true, "api-key": true}
+var secretFlags = map[string]bool{"jwt-secret": true, "api-key": true, "redis-url": true}
 
 // printConfig writes the effective configuration, every flag with its
 // value, as a config file that --config reads back to the same settings

@@ -109,50 +109,95 @@ return {s, ts}
 func (r *Redis) Append(room, user, key string, enc Encoder) (Message, Ack, bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.opt.Timeout)
 	defer cancel()
-	var idem string
 	if key != "" {
-		idem = r.idemKey(room, user, key)
 		// Checked before encoding, so a retry costs no encoding; the
 		// script checks again, atomically.
-		if prev, err := r.c.Get(ctx, idem).Result(); err == nil {
+		if prev, err := r.c.Get(ctx, r.idemKey(room, user, key)).Result(); err == nil {
 			ack, err := parseAck(prev)
 			return Message{}, ack, true, err
 		} else if !errors.Is(err, redis.Nil) {
 			return Message{}, Ack{}, false, unavailable(err)
 		}
 	}
-	tmpl := enc(seqSentinel, tsSentinel)
-	p1, p2, p3, err := splitTemplate(tmpl[codec.HeaderLen(tmpl):])
+	p, err := r.Prepare(room, user, key, enc)
 	if err != nil {
 		return Message{}, Ack{}, false, err
 	}
+	ack, dup, err := ParseAppend(room, appendScript.Run(ctx, r.c, p.keys, p.args...))
+	if err != nil || dup {
+		return Message{}, ack, dup, err
+	}
+	return Message{Seq: ack.Seq, TS: ack.TS, Frame: enc(ack.Seq, ack.TS)}, ack, false, nil
+}
+
+// Prepared is an append ready to be sent, alone or in a pipeline.
+type Prepared struct {
+	keys []string
+	args []any
+}
+
+// Prepare encodes the message template of an append.
+func (r *Redis) Prepare(room, user, key string, enc Encoder) (Prepared, error) {
+	tmpl := enc(seqSentinel, tsSentinel)
+	p1, p2, p3, err := splitTemplate(tmpl[codec.HeaderLen(tmpl):])
+	if err != nil {
+		return Prepared{}, err
+	}
 	rk := RoomKey(room)
 	keys := []string{rk + "s", rk + "h", rk + "e"}
-	if idem != "" {
-		keys = append(keys, idem)
+	if key != "" {
+		keys = append(keys, r.idemKey(room, user, key))
 	}
 	channel := ""
 	if r.opt.Channel != nil {
 		channel = r.opt.Channel(room)
 	}
-	res, err := appendScript.Run(ctx, r.c, keys, p1, p2, p3, r.opt.Size, r.opt.TTL.Milliseconds(),
-		KeyTTL.Milliseconds(), newEpoch(), channel, r.opt.Origin, room).StringSlice()
+	return Prepared{keys: keys, args: []any{p1, p2, p3, r.opt.Size, r.opt.TTL.Milliseconds(),
+		KeyTTL.Milliseconds(), newEpoch(), channel, r.opt.Origin, room}}, nil
+}
+
+// Queue adds p to a pipeline by the script's SHA (see LoadScripts).
+func (r *Redis) Queue(ctx context.Context, pipe redis.Pipeliner, p Prepared) *redis.Cmd {
+	return appendScript.EvalSha(ctx, pipe, p.keys, p.args...)
+}
+
+// LoadScripts loads the store's scripts into Redis, for Queue's EVALSHA.
+func (r *Redis) LoadScripts(ctx context.Context) error {
+	if err := appendScript.Load(ctx, r.c).Err(); err != nil {
+		return unavailable(err)
+	}
+	if err := rangeScript.Load(ctx, r.c).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// IsNoScript reports whether err says Redis does not have the script (it
+// restarted): load the scripts and send again.
+func IsNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+// ParseAppend reads the ack of an append script's reply.
+func ParseAppend(room string, cmd *redis.Cmd) (Ack, bool, error) {
+	res, err := cmd.StringSlice()
 	if err != nil {
-		return Message{}, Ack{}, false, unavailable(err)
+		if IsNoScript(err) {
+			return Ack{}, false, err
+		}
+		return Ack{}, false, unavailable(err)
 	}
 	if len(res) == 2 && res[0] == "dup" {
 		ack, err := parseAck(res[1])
-		return Message{}, ack, true, err
+		return ack, true, err
 	}
 	if len(res) != 2 {
-		return Message{}, Ack{}, false, fmt.Errorf("history: append script returned %q", res)
+		return Ack{}, false, fmt.Errorf("history: append script returned %q", res)
 	}
 	seq, err1 := strconv.ParseUint(res[0], 10, 64)
 	ts, err2 := strconv.ParseInt(res[1], 10, 64)
 	if err1 != nil || err2 != nil {
-		return Message{}, Ack{}, false, fmt.Errorf("history: append script returned %q", res)
+		return Ack{}, false, fmt.Errorf("history: append script returned %q", res)
 	}
-	return Message{Seq: seq, TS: ts, Frame: enc(seq, ts)}, Ack{Room: room, Seq: seq, TS: ts}, false, nil
+	return Ack{Room: room, Seq: seq, TS: ts}, false, nil
 }
 
 // splitTemplate cuts a message payload encoded with the sentinels into the
@@ -272,4 +317,3 @@ func TextFrame(payload string) []byte {
 func (r *Redis) Close() error { return nil }
 
 func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
-

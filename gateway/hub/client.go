@@ -146,6 +146,17 @@ func (c *Client) RoomCount() int {
 	return n
 }
 
+// RoomNames returns the names of the rooms c is in, its inbox included.
+func (c *Client) RoomNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.rooms))
+	for i, m := range c.rooms {
+		out[i] = m.room.name
+	}
+	return out
+}
+
 // memberOf returns c's membership of the room named name, or nil. c.mu held.
 func (c *Client) memberOf(name string) *Member {
 	for _, m := range c.rooms {

@@ -345,6 +345,7 @@ func (h *Hub) lookup(name string) *Room {
 
 // JoinResult tells the caller what a join changed.
 type JoinResult struct {
+	Added     bool // a new membership was made (not a rejoin; c was not closing)
 	Rejoin    bool // c was already a member; its membership was refreshed
 	FirstConn bool // the user had no other connection in the room
 	Users     int  // distinct users in the room after the join
@@ -374,6 +375,7 @@ func (h *Hub) Join(c *Client, name string, joined func() (frame []byte, covered 
 		m.from = covered
 	} else {
 		m = &Member{room: r, client: c, idx: int32(len(r.members)), from: covered, active: true}
+		res.Added = true
 		res.FirstConn = r.addUser(c.User)
 		r.members = append(r.members, m)
 		h.stats.members.Add(1)

@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgw/gateway/codec"
+	"github.com/chatgw/gateway/gateway/cluster"
+	"github.com/chatgw/gateway/gateway/hub"
+)
+
+// closeResume asks clients to reconnect and resume: their room's history
+// was lost in Redis, and resuming tells them what was recovered.
+const closeResume = 1012
+
+// newRedisClient makes the UniversalClient of a --redis-url: redis:// or
+// rediss:// (TLS) with user, password and /db; with ?addr=host:port
+// parameters for more seed addresses it is a Redis Cluster client.
+func newRedisClient(url string) (redis.UniversalClient, bool, error) {
+	if strings.Contains(url, "addr=") {
+		o, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, false, fmt.Errorf("gateway: --redis-url: %w", err)
+		}
+		return redis.NewClusterClient(o), true, nil
+	}
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, false, fmt.Errorf("gateway: --redis-url: %w", err)
+	}
+	if o.TLSConfig != nil {
+		o.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	return redis.NewClient(o), false, nil
+}
+
+// startCluster links the node to the others through Redis.
+func (s *Server) startCluster() error {
+	c, isCluster, err := newRedisClient(s.cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	s.redis = c
+	s.cluster = cluster.New(cluster.Config{
+		Client: c, NodeID: s.cfg.NodeID, Size: s.cfg.HistorySize, HistoryTTL: s.cfg.HistoryTTL,
+		Cluster: isCluster, Log: s.log,
+	}, clusterSink{s})
+	s.store = s.cluster.Store()
+	return nil
+}
+
+// clusterSink delivers what other nodes (and this one) published.
+type clusterSink struct{ s *Server }
+
+func (k clusterSink) Message(room string, seq uint64, frame []byte) {
+	k.s.hub.Publish(room, func() ([]byte, uint64, bool) { return frame, seq, true })
+}
+
+func (k clusterSink) Event(room string, kind hub.Kind, frame []byte) {
+	k.s.hub.Broadcast(room, frame, nil, kind)
+}
+
+func (k clusterSink) Lost(room string) {
+	for _, c := range k.s.hub.Clients(room) {
+		c.Close(closeResume, "room history was lost; reconnect and resume")
+	}
+}
+
+// acquire makes sure the node receives room's messages before a member
+// reads its history (cluster mode; a no-op alone).
+func (s *Server) acquire(room string) error {
+	if s.cluster == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return s.cluster.Acquire(ctx, room)
+}
+
+func (s *Server) release(room string) {
+	if s.cluster != nil {
+		s.cluster.Release(room)
+	}
+}
+
+// broadcast sends a frame outside history to the room's members but
+// exclude, on this node and, in cluster mode, on the others.
+func (s *Server) broadcast(room string, frame []byte, exclude *hub.Client, kind hub.Kind) {
+	s.hub.Broadcast(room, frame, exclude, kind)
+	if s.cluster != nil {
+		s.cluster.Event(room, kind, frame[codec.HeaderLen(frame):])
+	}
+}
