@@ -158,7 +158,10 @@ func (s *Server) apiPresence(_ http.ResponseWriter, r *http.Request) (int, any) 
 	if !codec.ValidRoom(room) {
 		return http.StatusBadRequest, apiError(codeBadRequest, "invalid room name: 1-64 characters of A-Z a-z 0-9 _ . : - (or @user)")
 	}
-	users, total := s.hub.Presence(room, presenceListMax)
+	users, total, err := s.presence(room)
+	if err != nil {
+		return http.StatusServiceUnavailable, apiError(codeUnavailable, "presence store unavailable")
+	}
 	return http.StatusOK, map[string]any{"room": room, "users": users, "total": total}
 }
 

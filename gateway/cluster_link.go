@@ -46,9 +46,12 @@ func (s *Server) startCluster() error {
 		return err
 	}
 	s.redis = c
+	redis.SetLogger(redisLogger{s.log})
 	s.cluster = cluster.New(cluster.Config{
 		Client: c, NodeID: s.cfg.NodeID, Size: s.cfg.HistorySize, HistoryTTL: s.cfg.HistoryTTL,
-		Cluster: isCluster, Log: s.log,
+		Cluster: isCluster, Log: s.log, PresenceRefresh: s.cfg.PresenceRefresh,
+		// s.hub is made after the cluster link: read it when called.
+		Rooms: func(fn func(string, []string)) { s.hub.EachRoom(fn) },
 	}, clusterSink{s})
 	s.store = s.cluster.Store()
 	return nil
@@ -63,6 +66,10 @@ func (k clusterSink) Message(room string, seq uint64, frame []byte) {
 
 func (k clusterSink) Event(room string, kind hub.Kind, frame []byte) {
 	k.s.hub.Broadcast(room, frame, nil, kind)
+}
+
+func (k clusterSink) Offline(room, user string) {
+	k.s.broadcastPresence(room, user, false, nil)
 }
 
 func (k clusterSink) Lost(room string) {
@@ -95,4 +102,39 @@ func (s *Server) broadcast(room string, frame []byte, exclude *hub.Client, kind 
 	if s.cluster != nil {
 		s.cluster.Event(room, kind, frame[codec.HeaderLen(frame):])
 	}
+}
+
+// announce tells room that user came online (its first connection there
+// joined) or went offline (its last one left). In cluster mode the news is
+// the cluster's: only when no other node holds a connection of the user
+// in the room, as Redis's presence entries tell (asynchronously).
+func (s *Server) announce(room, user string, online bool, exclude *hub.Client) {
+	if s.cluster == nil {
+		s.broadcastPresence(room, user, online, exclude)
+		return
+	}
+	done := func(elsewhere bool) {
+		if !elsewhere {
+			s.broadcastPresence(room, user, online, exclude)
+		}
+	}
+	if online {
+		s.cluster.PresenceJoin(room, user, done)
+	} else {
+		s.cluster.PresenceLeave(room, user, done)
+	}
+}
+
+func (s *Server) broadcastPresence(room, user string, online bool, exclude *hub.Client) {
+	ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, user, online) })
+	s.broadcast(room, ev, exclude, hub.KindPresence)
+}
+
+// presence lists room's users: this node's alone, the cluster's from Redis.
+func (s *Server) presence(room string) ([]string, int, error) {
+	if s.cluster == nil || codec.IsInbox(room) {
+		users, total := s.hub.Presence(room, presenceListMax)
+		return users, total, nil
+	}
+	return s.cluster.Presence(room, presenceListMax)
 }

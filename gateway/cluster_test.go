@@ -24,6 +24,8 @@ func startCluster(t *testing.T, nodes int, redisURL string) []*node {
 			c.RedisURL = redisURL
 			c.NodeID = fmt.Sprintf("node-%d", i)
 			c.Rate, c.Burst = 10000, 10000
+			c.APIKey = "k"
+			c.PresenceRefresh = 200 * time.Millisecond // the refresh and sweep run during the tests
 		}))
 	}
 	for _, n := range out {
@@ -147,4 +149,107 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 		t.Fatalf("after resuming: %v, want seq 9", m)
 	}
 	again.quiet("message", 200*time.Millisecond)
+}
+
+func TestClusterPresenceAcrossNodes(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, 3, r.URL())
+	alice, bob := nodes[0].dial(t, "alice"), nodes[1].dial(t, "bob")
+	list := func(c *client, id string) frame {
+		return c.request(map[string]any{"type": "presence", "id": id, "room": "general"})
+	}
+	alice.join("general")
+	// Presence is recorded in Redis asynchronously: wait for alice's entry,
+	// so that her online event is not sent after bob has joined.
+	for i := 0; list(alice, fmt.Sprint("w", i)).num("total") != 1; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	bob.join("general")
+	p := alice.waitFor("presence", func(f frame) bool { return f.str("user") == "bob" })
+	if p["online"] != true {
+		t.Fatalf("alice saw %v", p)
+	}
+	if l := list(alice, "p1"); l.num("total") != 2 {
+		t.Fatalf("presence on node 0: %v", l)
+	}
+	// A second connection of alice, on a third node, is not news.
+	alice2 := nodes[2].dial(t, "alice")
+	alice2.join("general")
+	bob.quiet("presence", 300*time.Millisecond)
+	// alice leaves on node 0 but is still there on node 2: no news either.
+	alice.request(map[string]any{"type": "leave", "id": "l1", "room": "general"})
+	bob.quiet("presence", 300*time.Millisecond)
+	_ = alice2.ws.Close()
+	p = bob.waitFor("presence", func(f frame) bool { return f.str("user") == "alice" })
+	if p["online"] != false {
+		t.Fatalf("bob saw %v after alice's last connection went", p)
+	}
+	if l := list(bob, "p2"); l.num("total") != 1 {
+		t.Fatalf("presence after alice left: %v", l)
+	}
+	// The server API of any node answers for the whole cluster.
+	status, api := apiCall(t, nodes[0], "GET", "/api/rooms/general/presence", "k", nil)
+	if users, _ := api["users"].([]any); status != 200 || api.num("total") != 1 || len(users) != 1 || users[0] != "bob" {
+		t.Fatalf("API presence on node 0: %d %v", status, api)
+	}
+}
+
+// TestClusterRedisRestart: Redis (with an append-only file) restarts while
+// a member sends; the nodes go unready and come back, and every message
+// that was acknowledged reaches the member on the other node, in order.
+func TestClusterRedisRestart(t *testing.T) {
+	r := redistest.StartPersistent(t)
+	nodes := startCluster(t, 2, r.URL())
+	sender, member := nodes[0].dial(t, "sender"), nodes[1].dial(t, "member")
+	sender.join("general")
+	member.join("general")
+	acked := map[uint64]string{}
+	send := func(i int) {
+		f := sender.request(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": "general",
+			"text": fmt.Sprint("t", i), "key": fmt.Sprint("k", i)})
+		switch f.str("type") {
+		case "ack":
+			acked[f.num("seq")] = fmt.Sprint("t", i)
+		case "error":
+			expectError(t, f, "unavailable")
+		default:
+			t.Fatalf("send %d: %v", i, f)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		send(i)
+	}
+	r.Kill()
+	for _, n := range nodes {
+		waitReady(t, n, 503)
+	}
+	for i := 10; i < 15; i++ {
+		send(i) // refused: nothing half-done
+	}
+	r.Restart()
+	for _, n := range nodes {
+		waitReady(t, n, 200)
+	}
+	for i := 15; i < 25; i++ {
+		send(i)
+	}
+	if len(acked) < 20 {
+		t.Fatalf("only %d sends were acknowledged", len(acked))
+	}
+	// The member gets every acknowledged message, in seq order, no gap.
+	last := uint64(0)
+	for len(acked) > 0 {
+		m := member.waitFor("message", nil)
+		seq := m.num("seq")
+		if seq != last+1 {
+			t.Fatalf("member got seq %d after %d", seq, last)
+		}
+		if want, ok := acked[seq]; ok {
+			if m.str("text") != want {
+				t.Fatalf("seq %d is %q, acknowledged as %q", seq, m.str("text"), want)
+			}
+			delete(acked, seq)
+		}
+		last = seq
+	}
 }

@@ -40,6 +40,7 @@ type Config struct {
 	APIKey           string        // Bearer key of the server API on the admin listener ("" = API off)
 	RedisURL         string        // redis:// or rediss://: cluster mode (broker, history, presence in Redis)
 	HistoryTTL       time.Duration // cluster mode: a room's history expires this long after its last message (0: never)
+	PresenceRefresh  time.Duration // cluster mode: presence entries refreshed this often, expiring after 3x
 
 	Version string // build version and commit, reported by /api/stats
 
@@ -71,6 +72,7 @@ func DefaultConfig() Config {
 		DrainTimeout:       10 * time.Second,
 		HandshakeTimeout:   5 * time.Second,
 		CoalesceMax:        50 * time.Millisecond,
+		PresenceRefresh:    5 * time.Second,
 	}
 }
 
@@ -103,6 +105,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --max-conns and --max-conns-per-ip must not be negative")
 	case c.HandshakeTimeout < 100*time.Millisecond:
 		return fmt.Errorf("gateway: --handshake-timeout %v is below 100ms", c.HandshakeTimeout)
+	case c.PresenceRefresh < 100*time.Millisecond:
+		return fmt.Errorf("gateway: --presence-refresh %v is below 100ms", c.PresenceRefresh)
 	case c.HistoryTTL < 0:
 		return fmt.Errorf("gateway: --history-ttl is negative")
 	case (c.TLSCert == "") != (c.TLSKey == ""):

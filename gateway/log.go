@@ -64,3 +64,14 @@ func closeReason(code int) string {
 	}
 	return "closed by the peer or the server API"
 }
+
+// redisLogger routes go-redis's own lines (dial retries while Redis is
+// down) through slog at debug level: readiness and the node's warnings say
+// what matters, once, instead of a line per retry.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...interface{}) {
+	if r.l.Enabled(ctx, slog.LevelDebug) {
+		r.l.Log(ctx, slog.LevelDebug, fmt.Sprintf(format, v...), "component", "go-redis")
+	}
+}

@@ -278,8 +278,7 @@ func (ss *session) join(req *codec.Request) {
 	}
 	ss.srv.m.Reply("joined")
 	if res.FirstConn && !res.Rejoin && !inbox && res.Users <= ss.srv.hub.PresenceMaxMembers() {
-		ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, req.Room, ss.c.User, true) })
-		ss.srv.broadcast(req.Room, ev, ss.c, hub.KindPresence)
+		ss.srv.announce(req.Room, ss.c.User, true, ss.c)
 	}
 }
 
@@ -326,8 +325,7 @@ func (ss *session) offline(room string, usersBefore int) {
 	if codec.IsInbox(room) || usersBefore > ss.srv.hub.PresenceMaxMembers() {
 		return
 	}
-	ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, ss.c.User, false) })
-	ss.srv.broadcast(room, ev, nil, hub.KindPresence)
+	ss.srv.announce(room, ss.c.User, false, nil)
 }
 
 func (ss *session) leave(req *codec.Request) {
@@ -532,7 +530,11 @@ func (ss *session) presence(req *codec.Request) {
 	if !ss.checkRoom(req, true) {
 		return
 	}
-	users, total := ss.srv.hub.Presence(req.Room, presenceListMax)
+	users, total, err := ss.srv.presence(req.Room)
+	if err != nil {
+		ss.fail(req.ID, codeUnavailable, "presence store unavailable")
+		return
+	}
 	ss.reply("presence", codec.AppendPresenceList(ss.frame(), req.ID, req.Room, users, total))
 }
 

@@ -156,6 +156,7 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener (never the public one)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "cluster mode: redis://[user:pass@]host:port/db or rediss:// (TLS); messages, history and presence go through Redis (empty: this node alone, in memory)")
+	fs.DurationVar(&cfg.PresenceRefresh, "presence-refresh", cfg.PresenceRefresh, "cluster mode: how often a node refreshes its users' presence in Redis; a dead node's users go offline after 3x")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", 0, "cluster mode: a room's history in Redis expires this long after its last message (0: never)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "Bearer key of the server API (/api/ on the admin listener); empty: API off (prefer GATEWAY_API_KEY)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")

@@ -41,6 +41,9 @@ type Sink interface {
 	// (its epoch changed): local members must resume (they will be told
 	// recovered false).
 	Lost(room string)
+	// Offline says user's presence in room expired on every node (a node
+	// died without cleaning up); this node was the one to sweep it.
+	Offline(room, user string)
 }
 
 // Config configures a node's cluster link.
@@ -52,6 +55,11 @@ type Config struct {
 	Cluster    bool          // Client is a Redis Cluster client (see history.RedisOptions)
 	QueueLen   int           // publishes waiting for Redis; beyond it senders get unavailable
 	Log        *slog.Logger
+	// PresenceRefresh: how often a node refreshes its presence entries
+	// (they expire after 3x) and sweeps expired ones (default 5s).
+	PresenceRefresh time.Duration
+	// Rooms enumerates the rooms with local members and their users.
+	Rooms func(fn func(room string, users []string))
 }
 
 // ErrUnavailable is returned when Redis cannot take a publish now.
@@ -115,6 +123,9 @@ func New(cfg Config, sink Sink) *Node {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.PresenceRefresh <= 0 {
+		cfg.PresenceRefresh = 5 * time.Second
+	}
 	n := &Node{
 		cfg: cfg, sink: sink, log: cfg.Log,
 		rooms: map[string]*room{}, subscribed: map[string]subState{},
@@ -125,10 +136,11 @@ func New(cfg Config, sink Sink) *Node {
 		Channel: channelOf, Origin: cfg.NodeID,
 	})
 	n.ps = cfg.Client.Subscribe(context.Background())
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.health()
 	go n.subscriber()
 	go n.publisher()
+	go n.presenceLoop()
 	return n
 }
 
@@ -163,7 +175,7 @@ func (n *Node) health() {
 		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 		err := n.cfg.Client.Ping(ctx).Err()
 		if err == nil && !n.ready.Load() {
-			err = n.store.LoadScripts(ctx)
+			err = errors.Join(n.store.LoadScripts(ctx), loadPresenceScripts(ctx, n.cfg.Client))
 		}
 		cancel()
 		was := n.ready.Swap(err == nil)

@@ -17,6 +17,9 @@ type job struct {
 	prep  history.Prepared
 	done  func(history.Ack, bool, error)
 	event string // "origin|e<kind>|payload" for events
+	// Other commands (presence): run queues it, then gets its reply.
+	run  func(context.Context, redis.Pipeliner) *redis.Cmd
+	then func(*redis.Cmd)
 }
 
 func (j job) fail(err error) {
@@ -97,15 +100,28 @@ func (n *Node) send(batch []job, retry bool) {
 	pipe := n.cfg.Client.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, j := range batch {
-		if j.event != "" {
+		switch {
+		case j.event != "":
 			pipe.Publish(ctx, channelOf(j.room), j.event)
-		} else {
+		case j.run != nil:
+			cmds[i] = j.run(ctx, pipe)
+		default:
 			cmds[i] = n.store.Queue(ctx, pipe, j.prep)
 		}
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command, below
 	for i, j := range batch {
 		if j.event != "" {
+			continue
+		}
+		if j.run != nil {
+			if history.IsNoScript(cmds[i].Err()) && retry {
+				if lerr := loadPresenceScripts(ctx, n.cfg.Client); lerr == nil {
+					n.send(batch[i:], false)
+					return
+				}
+			}
+			j.then(cmds[i])
 			continue
 		}
 		ack, dup, err := history.ParseAppend(j.room, cmds[i])

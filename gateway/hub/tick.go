@@ -78,3 +78,27 @@ func (h *Hub) Each(fn func(*Client)) {
 		}
 	}
 }
+
+// EachRoom calls fn with every room's name and its distinct users, one room
+// at a time, holding no hub lock while fn runs.
+func (h *Hub) EachRoom(fn func(name string, users []string)) {
+	var rooms []*Room
+	var users []string
+	for i := range h.rooms {
+		s := &h.rooms[i]
+		s.mu.Lock()
+		rooms = rooms[:0]
+		for _, r := range s.rooms {
+			rooms = append(rooms, r)
+		}
+		s.mu.Unlock()
+		for _, r := range rooms {
+			r.mu.Lock()
+			users = r.appendUsers(users[:0])
+			r.mu.Unlock()
+			if len(users) > 0 {
+				fn(r.name, users)
+			}
+		}
+	}
+}

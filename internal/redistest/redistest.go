@@ -20,6 +20,7 @@ type Server struct {
 	t    testing.TB
 	Port int
 	cmd  *exec.Cmd
+	dir  string // with persistence: where the append-only file lives
 }
 
 // Start runs a redis-server on a free port and stops it at the end of t.
@@ -40,6 +41,17 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartPersistent is Start with an append-only file synced on every write,
+// so that Restart keeps every acknowledged write.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	s := Start(t)
+	s.Kill()
+	s.dir = t.TempDir()
+	s.start()
+	return s
+}
+
 // Addr is host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
@@ -48,8 +60,14 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning")
+	args := []string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--protected-mode", "no", "--loglevel", "warning"}
+	if s.dir != "" {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always", "--dir", s.dir)
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
@@ -89,8 +107,8 @@ func (s *Server) Kill() {
 	}
 }
 
-// Restart kills the server and starts an empty one on the same port: what a
-// Redis without persistence looks like after a crash.
+// Restart kills the server and starts it again on the same port: empty
+// without persistence (a crash), with every acknowledged write with it.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatgw/gateway/internal/redistest"
+)
+
+// startNodeProcess runs the real binary as a cluster node and returns its
+// process and addresses.
+func startNodeProcess(t *testing.T, redisURL, id string) (*exec.Cmd, string, string) {
+	t.Helper()
+	cmd := exec.Command(buildGateway(t), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--redis-url", redisURL, "--node-id", id, "--presence-refresh", "300ms")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
+			go func() {
+				rest, _ := io.ReadAll(stderr)
+				if t.Failed() || len(rest) > 0 && bytesContains(rest, "panic") {
+					t.Logf("node %s stderr:\n%s", id, rest)
+				}
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for httpStatus(t, "http://"+m[2]+"/readyz") != 200 {
+				if time.Now().After(deadline) {
+					t.Fatalf("node %s never ready", id)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			return cmd, m[1], m[2]
+		}
+	}
+	t.Fatalf("node %s did not log its listen address", id)
+	return nil, "", ""
+}
+
+type wsFrame map[string]any
+
+func dialNode(t *testing.T, addr, user string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/ws?user=%s", addr, user), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.Close() })
+	return ws
+}
+
+// readUntil reads frames until match holds, failing after d.
+func readUntil(t *testing.T, ws *websocket.Conn, d time.Duration, match func(wsFrame) bool) wsFrame {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(d))
+	for {
+		var f wsFrame
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("waiting for a frame: %v", err)
+		}
+		if match(f) {
+			return f
+		}
+	}
+}
+
+// TestPresenceOfKilledNodeExpires: a node killed with SIGKILL cleans
+// nothing up; its users go offline for the others once their presence
+// entries expire (3 x --presence-refresh).
+func TestPresenceOfKilledNodeExpires(t *testing.T) {
+	r := redistest.Start(t)
+	a, addrA, _ := startNodeProcess(t, r.URL(), "a")
+	_, addrB, _ := startNodeProcess(t, r.URL(), "b")
+	alice, bob := dialNode(t, addrA, "alice"), dialNode(t, addrB, "bob")
+	join := func(ws *websocket.Conn) {
+		if err := ws.WriteJSON(map[string]string{"type": "join", "id": "j", "room": "general"}); err != nil {
+			t.Fatal(err)
+		}
+		readUntil(t, ws, 5*time.Second, func(f wsFrame) bool { return f["type"] == "joined" && f["room"] == "general" })
+	}
+	join(alice)
+	time.Sleep(200 * time.Millisecond) // alice's entry is written before bob joins
+	join(bob)
+	list := func() wsFrame {
+		if err := bob.WriteJSON(map[string]string{"type": "presence", "id": "p", "room": "general"}); err != nil {
+			t.Fatal(err)
+		}
+		return readUntil(t, bob, 5*time.Second, func(f wsFrame) bool { return f["id"] == "p" })
+	}
+	// Entries are written asynchronously: wait for bob's.
+	for i := 0; list()["total"] != 2.0; i++ {
+		if i == 100 {
+			t.Fatalf("presence never listed both users")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	off := readUntil(t, bob, 10*time.Second, func(f wsFrame) bool {
+		return f["type"] == "presence" && f["user"] == "alice" && f["online"] == false
+	})
+	took := time.Since(start)
+	if l := list(); l["total"] != 1.0 {
+		t.Fatalf("presence after node a died: %v", l)
+	}
+	b, _ := json.Marshal(off)
+	t.Logf("alice offline %v after SIGKILL of her node: %s", took.Round(10*time.Millisecond), b)
+}
+
+func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -1,0 +1,225 @@
+package cluster
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgw/gateway/gateway/history"
+)
+
+// Presence across nodes. A room's presence is two sorted sets under its
+// hash tag: "p", members "user|node" scored by when the entry expires, and
+// "pl", the same members at score 0 for finding a user's entries by prefix.
+// A node adds its entry when a user's first local connection joins, removes
+// it when the last one leaves, and refreshes its entries every
+// PresenceRefresh to PresenceRefresh x 3 ahead: the entries of a node that
+// died without cleaning up expire, and the node that sweeps them announces
+// the users offline.
+
+// presenceTTLFactor: entries live this many refresh periods.
+const presenceTTLFactor = 3
+
+func presenceKeys(room string) []string {
+	rk := history.RoomKey(room)
+	return []string{rk + "p", rk + "pl"}
+}
+
+// othersLive is Lua: whether user has a live entry of another node.
+const othersLive = `
+local function others_live(p, pl, user, me, now)
+  local ms = redis.call('ZRANGEBYLEX', pl, '[' .. user .. '|', '[' .. user .. '|\255')
+  for _, m in ipairs(ms) do
+    if m ~= me then
+      local s = redis.call('ZSCORE', p, m)
+      if s and tonumber(s) > now then return 1 end
+    end
+  end
+  return 0
+end
+`
+
+// KEYS p, pl; ARGV user, node, expiry ms, now ms, key ttl ms.
+var presenceJoin = redis.NewScript(othersLive + `
+local me = ARGV[1] .. '|' .. ARGV[2]
+local online = others_live(KEYS[1], KEYS[2], ARGV[1], me, tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[1], ARGV[3], me)
+redis.call('ZADD', KEYS[2], 0, me)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return online
+`)
+
+// KEYS p, pl; ARGV user, node, now ms.
+var presenceLeave = redis.NewScript(othersLive + `
+local me = ARGV[1] .. '|' .. ARGV[2]
+redis.call('ZREM', KEYS[1], me)
+redis.call('ZREM', KEYS[2], me)
+return others_live(KEYS[1], KEYS[2], ARGV[1], me, tonumber(ARGV[3]))
+`)
+
+// KEYS p, pl; ARGV now ms. Removes expired entries and returns the users
+// left with no live entry.
+var presenceSweep = redis.NewScript(othersLive + `
+local now = tonumber(ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, m in ipairs(gone) do
+  if redis.call('ZREM', KEYS[1], m) == 1 then
+    redis.call('ZREM', KEYS[2], m)
+    local user = string.match(m, '^(.*)|[^|]*$')
+    if user and others_live(KEYS[1], KEYS[2], user, m, now) == 0 then out[#out + 1] = user end
+  end
+end
+return out
+`)
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+func (n *Node) presenceTTL() time.Duration { return presenceTTLFactor * n.cfg.PresenceRefresh }
+
+// PresenceJoin records that user's first local connection joined room;
+// done (on the publisher goroutine) learns whether the user was online in
+// the room on another node already. Skipped when Redis is down.
+func (n *Node) PresenceJoin(room, user string, done func(elsewhere bool)) {
+	now := nowMs()
+	ttl := n.presenceTTL().Milliseconds()
+	n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
+		return presenceJoin.EvalSha(ctx, p, presenceKeys(room), user, n.cfg.NodeID, now+ttl, now, 2*ttl)
+	}, then: func(c *redis.Cmd) {
+		v, err := c.Int()
+		if err == nil {
+			done(v == 1)
+		}
+	}})
+}
+
+// PresenceLeave records that user's last local connection left room; done
+// learns whether the user is still online there on another node.
+func (n *Node) PresenceLeave(room, user string, done func(elsewhere bool)) {
+	now := nowMs()
+	n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
+		return presenceLeave.EvalSha(ctx, p, presenceKeys(room), user, n.cfg.NodeID, now)
+	}, then: func(c *redis.Cmd) {
+		v, err := c.Int()
+		if err == nil {
+			done(v == 1)
+		}
+	}})
+}
+
+func (n *Node) queue(j job) {
+	if !n.Ready() {
+		return
+	}
+	select {
+	case n.jobs <- j:
+	default:
+	}
+}
+
+// Presence returns up to max of room's users online on any node, sorted,
+// and how many there are.
+func (n *Node) Presence(room string, max int) ([]string, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ms, err := n.cfg.Client.ZRangeByScore(ctx, presenceKeys(room)[0],
+		&redis.ZRangeBy{Min: "(" + strconv.FormatInt(nowMs(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, 0, history.ErrUnavailable
+	}
+	seen := map[string]bool{}
+	users := []string{}
+	for _, m := range ms {
+		if i := strings.LastIndexByte(m, '|'); i > 0 && !seen[m[:i]] {
+			seen[m[:i]] = true
+			users = append(users, m[:i])
+		}
+	}
+	sort.Strings(users)
+	total := len(users)
+	if len(users) > max {
+		users = users[:max]
+	}
+	return users, total, nil
+}
+
+// presenceLoop refreshes this node's entries and sweeps expired ones in the
+// rooms it has members in, every PresenceRefresh.
+func (n *Node) presenceLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.PresenceRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if n.Ready() && n.cfg.Rooms != nil {
+			n.refreshPresence()
+		}
+	}
+}
+
+func (n *Node) refreshPresence() {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.PresenceRefresh)
+	defer cancel()
+	now := nowMs()
+	ttl := n.presenceTTL().Milliseconds()
+	exp := float64(now + ttl)
+	pipe := n.cfg.Client.Pipeline()
+	var rooms []string
+	var sweeps []*redis.Cmd
+	queued := 0
+	flush := func() {
+		if queued == 0 {
+			return
+		}
+		_, _ = pipe.Exec(ctx)
+		for i, c := range sweeps {
+			users, err := c.StringSlice()
+			if err != nil {
+				continue
+			}
+			for _, u := range users {
+				n.sink.Offline(rooms[i], u)
+			}
+		}
+		rooms, sweeps, queued = rooms[:0], sweeps[:0], 0
+	}
+	n.cfg.Rooms(func(room string, users []string) {
+		if strings.HasPrefix(room, "@") {
+			return // inboxes have no presence
+		}
+		keys := presenceKeys(room)
+		for _, u := range users {
+			me := u + "|" + n.cfg.NodeID
+			pipe.ZAdd(ctx, keys[0], redis.Z{Score: exp, Member: me})
+			pipe.ZAdd(ctx, keys[1], redis.Z{Score: 0, Member: me})
+		}
+		pipe.PExpire(ctx, keys[0], 2*time.Duration(ttl)*time.Millisecond)
+		pipe.PExpire(ctx, keys[1], 2*time.Duration(ttl)*time.Millisecond)
+		rooms = append(rooms, room)
+		sweeps = append(sweeps, presenceSweep.EvalSha(ctx, pipe, keys, now))
+		queued += 2*len(users) + 3
+		if queued >= 1000 {
+			flush()
+		}
+	})
+	flush()
+}
+
+// loadPresenceScripts loads the presence scripts, for EVALSHA.
+func loadPresenceScripts(ctx context.Context, c redis.UniversalClient) error {
+	for _, s := range []*redis.Script{presenceJoin, presenceLeave, presenceSweep} {
+		if err := s.Load(ctx, c).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
