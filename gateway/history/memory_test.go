@@ -619,3 +619,19 @@ func TestMemoryMessagesCountsHeld(t *testing.T) {
 		t.Fatalf("size 0: Messages = %d, want 0", got)
 	}
 }
+
+// BenchmarkAppendMemory: a message stored by the embedded store, the figure
+// beside the cluster's BenchmarkPublishRedis (gateway/cluster).
+func BenchmarkAppendMemory(b *testing.B) {
+	m := NewMemory(100, nil)
+	b.Cleanup(func() { _ = m.Close() })
+	e := &enc{room: "r"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, _, err := m.Append("r", "u", "", e.encode); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
