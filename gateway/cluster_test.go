@@ -253,3 +253,29 @@ func TestClusterRedisRestart(t *testing.T) {
 		last = seq
 	}
 }
+
+// TestClusterRedisLostData: a Redis that restarts empty has lost the
+// rooms' histories; members are closed with 1012 and, resuming, are told
+// nothing was recovered.
+func TestClusterRedisLostData(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, 2, r.URL())
+	sender, member := nodes[0].dial(t, "sender"), nodes[1].dial(t, "member")
+	sender.join("general")
+	j := member.join("general")
+	for i := 1; i <= 3; i++ {
+		sender.sendText("general", fmt.Sprint("m", i))
+	}
+	collect(t, member, "general", 1, 3)
+	r.Restart() // empty: no persistence
+	member.expectClose(1012)
+	for _, n := range nodes {
+		waitReady(t, n, 200)
+	}
+	again := nodes[1].dial(t, "member")
+	rj := again.request(map[string]any{"type": "join", "id": "rj", "room": "general",
+		"since": map[string]any{"epoch": j.str("epoch"), "seq": 3}})
+	if rj.str("type") != "joined" || rj["recovered"] != false || rj.str("epoch") == j.str("epoch") {
+		t.Fatalf("resume after Redis lost the room: %v (epoch before %s)", rj, j.str("epoch"))
+	}
+}
