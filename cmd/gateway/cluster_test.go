@@ -20,7 +20,7 @@ import (
 func startNodeProcess(t *testing.T, redisURL, id string) (*exec.Cmd, string, string) {
 	t.Helper()
 	cmd := exec.Command(buildGateway(t), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--redis-url", redisURL, "--node-id", id, "--presence-refresh", "300ms")
+		"--redis-url", redisURL, "--node-id", id, "--presence-refresh", "300ms", "--rate", "10000", "--burst", "10000")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -122,3 +122,76 @@ func TestPresenceOfKilledNodeExpires(t *testing.T) {
 }
 
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// TestClusterOfProcesses: three gateway processes on one Redis. Members on
+// every node see one seq order while all of them send at once, and a
+// member that reconnects to another node resumes with no gap and no
+// duplicate.
+func TestClusterOfProcesses(t *testing.T) {
+	const each = 30
+	r := redistest.Start(t)
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		_, addr, _ := startNodeProcess(t, r.URL(), fmt.Sprint("p", i))
+		addrs = append(addrs, addr)
+	}
+	var conns []*websocket.Conn
+	var epoch string
+	for i, addr := range addrs {
+		ws := dialNode(t, addr, fmt.Sprint("u", i))
+		if err := ws.WriteJSON(map[string]string{"type": "join", "id": "j", "room": "general"}); err != nil {
+			t.Fatal(err)
+		}
+		j := readUntil(t, ws, 5*time.Second, func(f wsFrame) bool { return f["type"] == "joined" && f["room"] == "general" })
+		epoch, _ = j["epoch"].(string)
+		conns = append(conns, ws)
+	}
+	for i, ws := range conns {
+		go func(i int, ws *websocket.Conn) {
+			for k := 0; k < each; k++ {
+				_ = ws.WriteJSON(map[string]any{"type": "send", "room": "general", "text": fmt.Sprintf("u%d-%d", i, k)})
+			}
+		}(i, ws)
+	}
+	total := 3 * each
+	var order [][]string
+	for _, ws := range conns {
+		var texts []string
+		for seq := 1; seq <= total; seq++ {
+			m := readUntil(t, ws, 10*time.Second, func(f wsFrame) bool { return f["type"] == "message" })
+			if m["seq"] != float64(seq) {
+				t.Fatalf("got seq %v, want %d", m["seq"], seq)
+			}
+			texts = append(texts, m["text"].(string))
+		}
+		order = append(order, texts)
+	}
+	for i := 1; i < len(order); i++ {
+		for k := range order[i] {
+			if order[i][k] != order[0][k] {
+				t.Fatalf("seq %d: %q on node %d, %q on node 0", k+1, order[i][k], i, order[0][k])
+			}
+		}
+	}
+	// u0 leaves node 0; 5 more messages; u0 comes back through node 2.
+	_ = conns[0].Close()
+	for k := 0; k < 5; k++ {
+		_ = conns[1].WriteJSON(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint("late-", k)})
+	}
+	readUntil(t, conns[1], 5*time.Second, func(f wsFrame) bool { return f["seq"] == float64(total+5) })
+	back := dialNode(t, addrs[2], "u0")
+	if err := back.WriteJSON(map[string]any{"type": "join", "id": "rj", "room": "general",
+		"since": map[string]any{"epoch": epoch, "seq": total}}); err != nil {
+		t.Fatal(err)
+	}
+	j := readUntil(t, back, 5*time.Second, func(f wsFrame) bool { return f["id"] == "rj" })
+	msgs, _ := j["messages"].([]any)
+	if j["recovered"] != true || len(msgs) != 5 {
+		t.Fatalf("resume on another node: %v", j)
+	}
+	for k, m := range msgs {
+		if mm := m.(map[string]any); mm["seq"] != float64(total+1+k) || mm["text"] != fmt.Sprint("late-", k) {
+			t.Fatalf("resumed %d: %v", k, mm)
+		}
+	}
+}
