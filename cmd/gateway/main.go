@@ -93,6 +93,10 @@ func run(args []string) error {
 		defer profile.Start(profileMode(opt.profile), profile.ProfilePath(opt.profileDir),
 			profile.NoShutdownHook, profile.Quiet).Stop()
 	}
+	// Signals are caught before the node says it is listening: a SIGTERM
+	// right after that line must drain, not kill.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	srv, err := gateway.New(opt.cfg)
 	if err != nil {
 		return err
@@ -100,7 +104,6 @@ func run(args []string) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	<-ctx.Done()
 	stop() // a second signal kills the process the usual way
 	return srv.Drain(context.Background())
