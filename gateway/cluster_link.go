@@ -19,9 +19,17 @@ import (
 const closeResume = 1012
 
 // newRedisClient makes the UniversalClient of a --redis-url: redis:// or
-// rediss:// (TLS) with user, password and /db; with ?addr=host:port
-// parameters for more seed addresses it is a Redis Cluster client.
+// rediss:// (TLS) with user, password and /db. With ?master_name=NAME the
+// host (and any ?addr=host:port) are Sentinels of that master; with only
+// ?addr= parameters, more seed addresses of a Redis Cluster.
 func newRedisClient(url string) (redis.UniversalClient, bool, error) {
+	if strings.Contains(url, "master_name=") {
+		o, err := redis.ParseFailoverURL(url)
+		if err != nil {
+			return nil, false, fmt.Errorf("gateway: --redis-url: %w", err)
+		}
+		return redis.NewFailoverClient(o), false, nil
+	}
 	if strings.Contains(url, "addr=") {
 		o, err := redis.ParseClusterURL(url)
 		if err != nil {

@@ -279,3 +279,52 @@ func TestClusterRedisLostData(t *testing.T) {
 		t.Fatalf("resume after Redis lost the room: %v (epoch before %s)", rj, j.str("epoch"))
 	}
 }
+
+// TestClusterThroughSentinel: --redis-url with ?master_name= finds the
+// master through Redis Sentinel.
+func TestClusterThroughSentinel(t *testing.T) {
+	r := redistest.Start(t)
+	sentinel := redistest.Sentinel(t, r)
+	nodes := startCluster(t, 2, "redis://"+sentinel+"/0?master_name=mymaster")
+	a, b := nodes[0].dial(t, "a"), nodes[1].dial(t, "b")
+	a.join("general")
+	b.join("general")
+	a.sendText("general", "via sentinel")
+	if m := b.waitFor("message", nil); m.str("text") != "via sentinel" || m.num("seq") != 1 {
+		t.Fatalf("got %v", m)
+	}
+}
+
+// TestClusterOnRedisCluster: the same through a Redis Cluster of three
+// masters; rooms land on different slots, and a room's script touches one.
+func TestClusterOnRedisCluster(t *testing.T) {
+	addrs := redistest.Cluster(t)
+	url := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+	nodes := startCluster(t, 2, url)
+	a, b := nodes[0].dial(t, "a"), nodes[1].dial(t, "b")
+	rooms := []string{"alpha", "beta", "gamma", "delta", "epsilon"}
+	for _, r := range rooms {
+		a.join(r)
+		b.join(r)
+	}
+	for i, r := range rooms {
+		ack := a.request(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": r, "text": r, "key": fmt.Sprint("k", i)})
+		if ack.str("type") != "ack" || ack.num("seq") != 1 {
+			t.Fatalf("send to %s: %v", r, ack)
+		}
+		if m := b.waitFor("message", func(f frame) bool { return f.str("room") == r }); m.str("text") != r {
+			t.Fatalf("%s: got %v", r, m)
+		}
+	}
+	// A retry with the same key in the same room is recognised.
+	again := a.request(map[string]any{"type": "send", "id": "again", "room": "alpha", "text": "alpha", "key": "k0"})
+	if again.num("seq") != 1 {
+		t.Fatalf("retry on Redis Cluster: %v", again)
+	}
+	b.quiet("message", 300*time.Millisecond)
+	ack := b.request(map[string]any{"type": "dm", "id": "d", "to": "a", "text": "hi"})
+	if ack.str("type") != "ack" {
+		t.Fatalf("dm on Redis Cluster: %v", ack)
+	}
+	a.waitFor("message", func(f frame) bool { return f.str("room") == "@a" && f.str("text") == "hi" })
+}

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -113,4 +114,92 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
 	s.start()
+}
+
+// Sentinel runs a redis-sentinel monitoring master under the name
+// "mymaster", stopped at the end of t; it returns the Sentinel's address.
+func Sentinel(t testing.TB, master *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel resolve-hostnames yes\n"+
+		"sentinel monitor mymaster 127.0.0.1 %d 1\nsentinel down-after-milliseconds mymaster 1000\n", port, master.Port)
+	dir := t.TempDir()
+	path := dir + "/sentinel.conf"
+	if err := writeFile(path, conf); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", path, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	s := &Server{t: t, Port: port}
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.ping() {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-sentinel did not answer PING")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s.Addr()
+}
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
+
+// Cluster runs a Redis Cluster of three masters (no replicas), stopped at
+// the end of t, and returns their addresses.
+func Cluster(t testing.TB) []string {
+	t.Helper()
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		dir := t.TempDir()
+		cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		s := &Server{t: t, Port: port}
+		deadline := time.Now().Add(10 * time.Second)
+		for !s.ping() {
+			if time.Now().After(deadline) {
+				t.Fatal("cluster node did not answer PING")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		addrs = append(addrs, s.Addr())
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	// Wait until every node agrees the cluster is up.
+	deadline := time.Now().Add(15 * time.Second)
+	for _, a := range addrs {
+		host, port, _ := net.SplitHostPort(a)
+		for {
+			out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
+			if strings.Contains(string(out), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster never ok on %s: %s", a, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return addrs
 }
