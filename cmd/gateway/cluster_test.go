@@ -124,9 +124,9 @@ func TestPresenceOfKilledNodeExpires(t *testing.T) {
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 
 // TestClusterOfProcesses: three gateway processes on one Redis. Members on
-// every node see one seq order while all of them send at once, and a
-// member that reconnects to another node resumes with no gap and no
-// duplicate.
+// every node see one seq order while all of them send at once, a DM
+// crosses nodes, and a member that reconnects to another node resumes with
+// no gap and no duplicate.
 func TestClusterOfProcesses(t *testing.T) {
 	const each = 30
 	r := redistest.Start(t)
@@ -172,6 +172,14 @@ func TestClusterOfProcesses(t *testing.T) {
 				t.Fatalf("seq %d: %q on node %d, %q on node 0", k+1, order[i][k], i, order[0][k])
 			}
 		}
+	}
+	// A DM from node 1 to the user on node 2.
+	if err := conns[1].WriteJSON(map[string]any{"type": "dm", "id": "d", "to": "u2", "text": "psst"}); err != nil {
+		t.Fatal(err)
+	}
+	dm := readUntil(t, conns[2], 5*time.Second, func(f wsFrame) bool { return f["room"] == "@u2" })
+	if dm["from"] != "u1" || dm["text"] != "psst" {
+		t.Fatalf("dm across processes: %v", dm)
 	}
 	// u0 leaves node 0; 5 more messages; u0 comes back through node 2.
 	_ = conns[0].Close()
