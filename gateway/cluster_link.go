@@ -14,10 +14,6 @@ import (
 	"github.com/chatgw/gateway/gateway/hub"
 )
 
-// closeResume asks clients to reconnect and resume: their room's history
-// was lost in Redis, and resuming tells them what was recovered.
-const closeResume = 1012
-
 // newRedisClient makes the UniversalClient of a --redis-url: redis:// or
 // rediss:// (TLS) with user, password and /db. With ?master_name=NAME the
 // host (and any ?addr=host:port) are Sentinels of that master; with only
@@ -80,10 +76,13 @@ func (k clusterSink) Offline(room, user string) {
 	k.s.broadcastPresence(room, user, false, nil)
 }
 
-func (k clusterSink) Lost(room string) {
-	for _, c := range k.s.hub.Clients(room) {
-		c.Close(closeResume, "room history was lost; reconnect and resume")
-	}
+// Lost tells the room's members that its history was lost, as PROTOCOL.md
+// says: an unsolicited joined with the new epoch, recovered false and the
+// room's current seq, from which the seq order continues.
+func (k clusterSink) Lost(room string, latest uint64, epoch string) {
+	j := codec.Joined{Room: room, Seq: latest, Epoch: epoch, Messages: [][]byte{}}
+	frame := owned(func(b []byte) []byte { return codec.AppendJoined(b, &j) })
+	k.s.hub.Reset(room, latest, frame)
 }
 
 // acquire makes sure the node receives room's messages before a member

@@ -37,10 +37,10 @@ type Sink interface {
 	// Event delivers a frame outside history (typing, read, presence)
 	// published by another node.
 	Event(room string, kind hub.Kind, frame []byte)
-	// Lost says room's history was lost while this node was subscribed
-	// (its epoch changed): local members must resume (they will be told
-	// recovered false).
-	Lost(room string)
+	// Lost says room's history was lost while this node was subscribed:
+	// it is now at seq latest of a new epoch. Local members must be told
+	// (PROTOCOL.md: an unsolicited joined), and messages continue from there.
+	Lost(room string, latest uint64, epoch string)
 	// Offline says user's presence in room expired on every node (a node
 	// died without cleaning up); this node was the one to sweep it.
 	Offline(room, user string)
@@ -382,12 +382,12 @@ func (n *Node) catchUp(r string, st *room, upTo uint64) {
 		return
 	}
 	if epoch != st.epoch || !complete {
-		// Its history is gone or moved past what is held: members
-		// reconnect and resume, and are told what was recovered.
-		n.log.Warn("room history lost or out of reach; members must resume", "room", r,
+		// Its history is gone, or moved on past what is held: members
+		// are told where the room stands now.
+		n.log.Warn("room history lost or out of reach; members resynchronised", "room", r,
 			"epoch", st.epoch, "now", epoch, "complete", complete)
 		st.last, st.epoch = latest, epoch
-		n.sink.Lost(r)
+		n.sink.Lost(r, latest, epoch)
 		return
 	}
 	for _, m := range msgs {

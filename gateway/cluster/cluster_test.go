@@ -40,7 +40,7 @@ func (r *recorder) Message(room string, seq uint64, frame []byte) {
 }
 func (r *recorder) Event(string, hub.Kind, []byte) {}
 func (r *recorder) Offline(string, string)         {}
-func (r *recorder) Lost(room string) {
+func (r *recorder) Lost(room string, _ uint64, _ string) {
 	r.mu.Lock()
 	r.lost[room]++
 	r.mu.Unlock()

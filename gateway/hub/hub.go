@@ -463,6 +463,26 @@ func (h *Hub) Broadcast(name string, frame []byte, exclude *Client, kind Kind) {
 	r.mu.Unlock()
 }
 
+// Reset starts a room's seq over for its members: each is sent frame (the
+// unsolicited joined of a room whose history was lost) and from then on
+// receives the messages after seq.
+func (h *Hub) Reset(name string, seq uint64, frame []byte) {
+	r := h.lookup(name)
+	if r == nil {
+		return
+	}
+	for _, m := range r.members {
+		c := m.client
+		c.mu.Lock()
+		if m.active {
+			m.from = seq
+			c.sendLocked(frame)
+		}
+		c.mu.Unlock()
+	}
+	r.mu.Unlock()
+}
+
 // Clients returns the connections that are members of the room called
 // name; a user's inbox room has all of that user's connections.
 func (h *Hub) Clients(name string) []*Client {
