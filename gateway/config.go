@@ -37,6 +37,7 @@ type Config struct {
 	HandshakeTimeout time.Duration // a socket must complete its upgrade within this
 	TLSCert, TLSKey  string        // PEM files: serve wss:// on Addr
 	Pprof            bool          // mount net/http/pprof on the admin listener
+	NoPage           bool          // do not serve the chat page and client.js on Addr
 	APIKey           string        // Bearer key of the server API on the admin listener ("" = API off)
 	RedisURL         string        // redis:// or rediss://: cluster mode (broker, history, presence in Redis)
 	HistoryTTL       time.Duration // cluster mode: a room's history expires this long after its last message (0: never)

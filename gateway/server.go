@@ -36,6 +36,7 @@ import (
 	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/gateway/hub"
 	"github.com/chatgw/gateway/gateway/metrics"
+	"github.com/chatgw/gateway/web"
 )
 
 // closeGrace is how long a connection that was sent a close frame may take
@@ -52,6 +53,9 @@ type Server struct {
 
 	cluster *cluster.Node         // nil alone
 	redis   redis.UniversalClient // nil alone
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 
 	started   time.Time
 	published atomic.Int64 // messages stored and fanned out (clients and API)
@@ -130,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
+	if !cfg.NoPage {
+		mux.Handle("/", web.Handler())
+	}
 	backstop := 0
 	if cfg.OutboundMaxBytes > 0 {
 		// nbio drops a socket outright past this; our own cap (4001 with
@@ -268,8 +275,14 @@ func (s *Server) tick() {
 	}
 }
 
-// Shutdown stops the node at once: no drain (see Drain).
+// Shutdown stops the node at once: no drain (see Drain). Calls after the
+// first do nothing and return its result (nbio's engine must stop once).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	select {
 	case <-s.stopTick:

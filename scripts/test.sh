@@ -11,9 +11,12 @@ cd "$(dirname "$0")/.."
 # is busy and fail with "context deadline exceeded".
 FUZZTIME=${FUZZTIME:-20000x}
 
-# redis-server for the history conformance suite and the cluster tests.
+# What the tests run for real, installed when missing: redis-server (the
+# history conformance suite, the cluster tests) and chromium (the browser
+# tests of the chat page, web/).
 need_apt=""
 command -v redis-server >/dev/null || need_apt="$need_apt redis-server"
+command -v chromium >/dev/null || need_apt="$need_apt chromium"
 if [ -n "$need_apt" ]; then
 	echo "== installing$need_apt"
 	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -39,7 +42,7 @@ echo "== go test -race $RACE_PKGS"
 go test -race -count=1 $RACE_PKGS
 
 echo "== go test (end-to-end over real sockets)"
-go test -count=1 -timeout 8m ./gateway/ ./cmd/...
+go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/...
 
 echo "== fuzz ($FUZZTIME each)"
 go test -run=NONE -fuzz='^FuzzDecodeRequest$' -fuzztime="$FUZZTIME" ./codec
