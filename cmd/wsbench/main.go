@@ -44,6 +44,8 @@ func main() {
 		err = runReport(args)
 	case "plan":
 		err = runPlan(args)
+	case "soakreport":
+		err = runSoakReport(args)
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -69,6 +71,7 @@ scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
 results:
   report    write a Markdown summary with charts from result JSON files
   plan      capacity plan from measured figures
+  soakreport  plot scripts/soak.sh's CSV and judge each series for an upward trend
 `)
 }
 
@@ -285,5 +288,46 @@ func runPlan(args []string) error {
 		return fmt.Errorf("plan: need --users and measured figures (--from RESULTS, or --bytes-per-conn and --deliveries-per-cpu-sec)")
 	}
 	fmt.Print(bench.Plan(in).String())
+	return nil
+}
+
+func runSoakReport(args []string) error {
+	fs := flag.NewFlagSet("soakreport", flag.ContinueOnError)
+	path := fs.String("csv", "", "the soak's CSV (scripts/soak.sh)")
+	out := fs.String("out", ".", "directory for soak.png and soak.md")
+	warmup := fs.Duration("warmup", 5*time.Minute, "samples before this are warm-up, not judged")
+	tol := fs.Float64("tolerance", 0.05, "a series rises when its fitted line grows more than this fraction of its mean")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f, err := os.Open(*path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	series, err := bench.ReadSoakCSV(f)
+	if err != nil {
+		return err
+	}
+	w := warmup.Seconds()
+	if last := series[0].Seconds; len(last) > 0 && w >= last[len(last)-1]/2 {
+		w = last[len(last)-1] / 5 // a short run: judge the last 80%
+	}
+	trends, err := bench.SoakReport(series, *out, w, *tol)
+	if err != nil {
+		return err
+	}
+	rising := 0
+	for _, t := range trends {
+		verdict := "flat"
+		if t.Rising {
+			verdict, rising = "RISING", rising+1
+		}
+		fmt.Printf("%-18s mean %14.0f  growth %+6.1f%%  %s\n", t.Name, t.Mean, t.Growth*100, verdict)
+	}
+	fmt.Println("wrote", *out+"/soak.md", "and", *out+"/soak.png")
+	if rising > 0 {
+		return fmt.Errorf("%d series trend upward after warm-up", rising)
+	}
 	return nil
 }
