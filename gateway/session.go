@@ -318,6 +318,12 @@ func (s *Server) joined(req *codec.Request, j *codec.Joined) error {
 	for i := range msgs {
 		j.Messages = append(j.Messages, msgs[i].Payload())
 	}
+	// In cluster mode a message can be stored between the two reads above
+	// (Redis is not under the room's lock): the frame then covers it, and
+	// the live stream must start after it, or the member gets it twice.
+	if n := len(msgs); n > 0 && msgs[n-1].Seq > j.Seq {
+		j.Seq = msgs[n-1].Seq
+	}
 	return nil
 }
 

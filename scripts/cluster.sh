@@ -105,6 +105,9 @@ frontend chat
     default_backend gateways
 backend gateways
     balance leastconn
+    # A connection to a node that just died is retried on another one.
+    retries 3
+    option redispatch
     # A node that is draining or has lost Redis answers 503 here and gets
     # no new connections.
     option httpchk GET /readyz

@@ -42,7 +42,7 @@ echo "== go test -race $RACE_PKGS"
 go test -race -count=1 $RACE_PKGS
 
 echo "== go test (end-to-end over real sockets)"
-go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/...
+go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/... ./chaos/...
 
 echo "== fuzz ($FUZZTIME each)"
 go test -run=NONE -fuzz='^FuzzDecodeRequest$' -fuzztime="$FUZZTIME" ./codec

@@ -1,0 +1,287 @@
+package chaos
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// A client of the run: one user in one room, sending a message every
+// interval with a fresh idempotency key, reading everything, and on any
+// loss of its connection reconnecting (to the next node, or through the
+// front), resuming its room with since and re-sending unacknowledged
+// messages with their keys: what PROTOCOL.md asks of a client. A goroutine
+// per client is fine here: this is the harness, not the gateway.
+
+type sent struct {
+	key, text string
+}
+
+type client struct {
+	run  *Run
+	id   int
+	user string
+	room string
+
+	mu         sync.Mutex
+	ws         *websocket.Conn
+	node       int
+	epoch      string
+	last       uint64            // last seq delivered in the room
+	got        map[uint64]string // seq -> text, as delivered (after de-duplication by seq)
+	dups       int               // deliveries of a seq already delivered (before de-duplication)
+	gaps       int               // a seq more than one past the last, outside a resume
+	unacked    map[string]sent   // key -> message
+	nextMsg    int
+	online     bool
+	reconnects int
+}
+
+func newClient(r *Run, id int) *client {
+	return &client{run: r, id: id, user: fmt.Sprint("c", id), room: fmt.Sprint("r", id%r.cfg.Rooms),
+		node: id % len(r.cluster.Addrs), got: map[uint64]string{}, unacked: map[string]sent{}}
+}
+
+func (c *client) addr() string {
+	if c.run.cluster.Front != "" {
+		return c.run.cluster.Front
+	}
+	return c.run.cluster.Addrs[c.node%len(c.run.cluster.Addrs)]
+}
+
+// connect dials and joins (resuming after the first time). It retries
+// with backoff until it succeeds or the run stops.
+func (c *client) connect(first bool) bool {
+	lost := time.Now()
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if c.run.stopping() {
+			return false
+		}
+		if attempt > 0 {
+			if c.run.cluster.Front == "" {
+				c.node++ // another node
+			}
+			time.Sleep(backoff/2 + time.Duration(randInt(int(backoff/2))))
+			backoff = min(2*backoff, 2*time.Second)
+		}
+		d := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
+		ws, _, err := d.Dial("ws://"+c.addr()+"/ws?user="+c.user, nil)
+		if err != nil {
+			continue
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if !c.expect(ws, "welcome") {
+			ws.Close()
+			continue
+		}
+		c.mu.Lock()
+		join := map[string]any{"type": "join", "id": "j", "room": c.room}
+		if c.epoch != "" {
+			join["since"] = map[string]any{"epoch": c.epoch, "seq": c.last}
+		}
+		c.mu.Unlock()
+		if err := ws.WriteJSON(join); err != nil {
+			ws.Close()
+			continue
+		}
+		var j map[string]any
+		ok := false
+		for {
+			var f map[string]any
+			if err := ws.ReadJSON(&f); err != nil {
+				break
+			}
+			if f["id"] == "j" {
+				j, ok = f, f["type"] == "joined"
+				break
+			}
+		}
+		if !ok {
+			ws.Close()
+			continue
+		}
+		_ = ws.SetReadDeadline(time.Time{})
+		c.joined(j, first)
+		if !first {
+			c.run.reconnected(c, time.Since(lost), j["recovered"] == true)
+			c.mu.Lock()
+			c.reconnects++
+			c.mu.Unlock()
+		}
+		c.mu.Lock()
+		c.ws, c.online = ws, true
+		resend := make([]sent, 0, len(c.unacked))
+		for _, s := range c.unacked {
+			resend = append(resend, s)
+		}
+		c.mu.Unlock()
+		for _, s := range resend {
+			c.write(map[string]any{"type": "send", "id": "s:" + s.key, "room": c.room, "text": s.text, "key": s.key})
+		}
+		return true
+	}
+}
+
+func (c *client) expect(ws *websocket.Conn, typ string) bool {
+	var f map[string]any
+	if err := ws.ReadJSON(&f); err != nil {
+		return false
+	}
+	return f["type"] == typ
+}
+
+// joined applies a joined frame: the epoch, and the messages it carries.
+func (c *client) joined(j map[string]any, first bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	epoch, _ := j["epoch"].(string)
+	seq := uint64(num(j["seq"]))
+	if c.epoch != "" && epoch != c.epoch {
+		c.run.note("epoch of %s changed for %s: history reset", c.room, c.user)
+	}
+	c.epoch = epoch
+	msgs, _ := j["messages"].([]any)
+	for _, m := range msgs {
+		if mm, ok := m.(map[string]any); ok {
+			c.deliverLocked(mm, true)
+		}
+	}
+	if first || j["recovered"] != true {
+		c.last = max(c.last, seq)
+	}
+}
+
+func num(v any) float64 { f, _ := v.(float64); return f }
+
+func (c *client) deliverLocked(m map[string]any, resumed bool) {
+	seq := uint64(num(m["seq"]))
+	text, _ := m["text"].(string)
+	switch {
+	case seq <= c.last:
+		if _, seen := c.got[seq]; seen && !resumed {
+			c.dups++
+			if c.dups <= 2 {
+				c.run.note("%s in %s got seq %d again (last %d, %d reconnects)", c.user, c.room, seq, c.last, c.reconnects)
+			}
+		}
+		return
+	case seq > c.last+1 && c.last > 0 && !resumed:
+		c.gaps++
+	}
+	c.last = seq
+	c.got[seq] = text
+}
+
+func (c *client) write(v any) {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws == nil {
+		return
+	}
+	b, _ := json.Marshal(v)
+	c.run.wmu(c.id).Lock()
+	_ = ws.WriteMessage(websocket.TextMessage, b)
+	c.run.wmu(c.id).Unlock()
+}
+
+func (c *client) frameBytes(b []byte) {
+	var f map[string]any
+	if json.Unmarshal(b, &f) == nil {
+		c.frame(f)
+	}
+}
+
+func (c *client) frame(f map[string]any) {
+	switch f["type"] {
+	case "message":
+		if f["room"] == c.room {
+			c.mu.Lock()
+			c.deliverLocked(f, false)
+			c.mu.Unlock()
+		}
+	case "joined": // the unsolicited one: the room's history was lost
+		if _, ok := f["id"]; !ok && f["room"] == c.room {
+			c.joined(f, true)
+		}
+	case "ack":
+		id, _ := f["id"].(string)
+		if len(id) > 2 && id[:2] == "s:" {
+			key := id[2:]
+			c.mu.Lock()
+			s, ok := c.unacked[key]
+			delete(c.unacked, key)
+			c.mu.Unlock()
+			if ok {
+				c.run.acked(c.room, uint64(num(f["seq"])), s.text)
+			}
+		}
+	case "error":
+		// unavailable (Redis down): kept unacknowledged, sent again on
+		// the next tick with the same key.
+	}
+}
+
+// send makes the next message, or re-sends what is unacknowledged.
+func (c *client) send() {
+	c.mu.Lock()
+	if !c.online {
+		c.mu.Unlock()
+		return
+	}
+	var retry []sent
+	for _, s := range c.unacked {
+		retry = append(retry, s)
+	}
+	c.nextMsg++
+	s := sent{key: randKey(), text: fmt.Sprintf("%s-%d", c.user, c.nextMsg)}
+	c.unacked[s.key] = s
+	c.mu.Unlock()
+	c.run.sentOne()
+	for _, r := range append(retry, s) {
+		c.write(map[string]any{"type": "send", "id": "s:" + r.key, "room": c.room, "text": r.text, "key": r.key})
+	}
+}
+
+// cut writes half a frame and closes the raw TCP connection: a stream cut
+// mid-frame, as a dying network does.
+func (c *client) cut() bool {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws == nil {
+		return false
+	}
+	raw := ws.UnderlyingConn()
+	c.run.wmu(c.id).Lock()
+	// A masked text frame announcing 100 bytes, of which 10 are sent.
+	_, _ = raw.Write([]byte{0x81, 0x80 | 100, 1, 2, 3, 4, 'h', 'a', 'l', 'f', ' ', 'f', 'r', 'a', 'm', 'e'})
+	c.run.wmu(c.id).Unlock()
+	if tc, ok := raw.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // a reset, not a clean close
+	}
+	_ = raw.Close()
+	return true
+}
+
+func randKey() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func randInt(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return int(uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16|uint32(b[3])<<24) % n
+}
