@@ -36,7 +36,7 @@ func main() {
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "idle", "connect", "fanout", "ramp", "dm", "churn":
+	case "idle", "connect", "fanout", "ramp", "dm", "churn", "storm":
 		err = runScenario(cmd, args)
 	case "hold":
 		err = runHold(args)
@@ -67,6 +67,7 @@ scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
   ramp      fanout at rising rates until p99 passes a bound or anything is lost
   dm        pairs exchanging direct messages; latency and rate
   churn     fanout while connections open and close at a rate
+  storm     fanout while N connections arrive at once; members' latency before, during, after
   hold      internal: one of idle's worker processes (reads counts on stdin)
 results:
   report    write a Markdown summary with charts from result JSON files
@@ -146,6 +147,8 @@ func runScenario(name string, args []string) error {
 	pairs := fs.Int("pairs", 500, "dm: pairs of users")
 	churn := fs.Float64("churn", 50, "churn: connections opened (and later closed) per second")
 	hold := fs.Duration("hold", 2*time.Second, "churn: how long each churning connection stays")
+	storm := fs.Int("storm", 15000, "storm: connections arriving at once")
+	stormFlight := fs.Int("storm-flight", 2000, "storm: handshakes in flight at once")
 	if name == "idle" && !flagGiven(args, "rooms") {
 		*rooms = 100
 	}
@@ -183,6 +186,8 @@ func runScenario(name string, args []string) error {
 		res, err = bench.DM(t, *pairs, *rate, *payload, *dur, *drain)
 	case "churn":
 		res, err = bench.Churn(t, fp, *churn, *hold)
+	case "storm":
+		res, err = bench.Storm(t, fp, *storm, *stormFlight)
 	case "ramp":
 		var rs []float64
 		if rs, err = numbers(*rates, parseFloat); err == nil {
