@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/chatgw/gateway/gateway/limit"
+
 	"container/heap"
 	"net"
 	"net/http"
@@ -19,6 +21,26 @@ type admission struct {
 	mu    sync.Mutex
 	total int
 	perIP map[string]int
+
+	hsMu     sync.Mutex
+	hsBucket limit.Bucket // handshakes per second (Config.HandshakeRate)
+	hsInit   bool
+}
+
+// handshakeAllowed spends a handshake token: rate per second, a burst of
+// one second's worth. rate 0 allows everything.
+func (a *admission) handshakeAllowed(rate float64, now int64) bool {
+	if rate <= 0 {
+		return true
+	}
+	burst := max(1, int(rate))
+	a.hsMu.Lock()
+	defer a.hsMu.Unlock()
+	if !a.hsInit {
+		a.hsBucket.Init(burst, now)
+		a.hsInit = true
+	}
+	return a.hsBucket.Allow(rate, burst, now)
 }
 
 // admit reserves a place for a connection from ip, or returns the HTTP

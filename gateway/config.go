@@ -35,6 +35,7 @@ type Config struct {
 	MaxConns         int           // connection cap; 0: none (HTTP 503 at it)
 	MaxConnsPerIP    int           // per client address; 0: none (HTTP 429)
 	HandshakeTimeout time.Duration // a socket must complete its upgrade within this
+	HandshakeRate    float64       // upgrades admitted per second (burst: one second's worth); 0: no limit
 	TLSCert, TLSKey  string        // PEM files: serve wss:// on Addr
 	Pprof            bool          // mount net/http/pprof on the admin listener
 	NoPage           bool          // do not serve the chat page and client.js on Addr
@@ -108,6 +109,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --handshake-timeout %v is below 100ms", c.HandshakeTimeout)
 	case c.PresenceRefresh < 100*time.Millisecond:
 		return fmt.Errorf("gateway: --presence-refresh %v is below 100ms", c.PresenceRefresh)
+	case c.HandshakeRate < 0:
+		return fmt.Errorf("gateway: --handshake-rate is negative")
 	case c.HistoryTTL < 0:
 		return fmt.Errorf("gateway: --history-ttl is negative")
 	case (c.TLSCert == "") != (c.TLSKey == ""):

@@ -442,6 +442,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "origin", "origin not allowed")
 		return
 	}
+	if !s.admit.handshakeAllowed(s.cfg.HandshakeRate, time.Now().UnixNano()) {
+		// A reconnect storm: shed what is over the rate cheaply, before
+		// any token check or upgrade, so that connected clients keep
+		// their CPU; clients retry with backoff.
+		refuse(http.StatusServiceUnavailable, "handshake_rate", "node busy: too many handshakes at once; retry with backoff")
+		return
+	}
 	user, ident, status, reason := s.identify(r)
 	if status != 0 {
 		label := "unauthorized"
@@ -533,8 +540,12 @@ func refuseHTTP(w http.ResponseWriter, status int, reason string) {
 		return
 	}
 	body := reason + "\n"
-	_, _ = fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"+
-		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+	retry := ""
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		retry = "Retry-After: 1\r\n"
+	}
+	_, _ = fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), retry, len(body), body)
 	_ = conn.Close()
 }
 

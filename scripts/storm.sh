@@ -17,15 +17,25 @@ port=${PORT:-18480}
 mkdir -p "$out" bin
 go build -ldflags "-X main.commit=$commit" -o bin/gateway ./cmd/gateway
 go build -o bin/wsbench ./cmd/wsbench
-gwflags="--addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1)) --rate 100000 --burst 100000"
-# shellcheck disable=SC2086
-bin/gateway $gwflags --log-level warn 2>"$out/gateway.log" &
-gw_pid=$!
-trap 'kill $gw_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-bin/wsbench storm --addr "127.0.0.1:$port" --pid "$gw_pid" --commit "$commit" --gateway-flags "$gwflags" \
-	--rooms 10 --members 100 --rate 100 --duration 6s --storm "${STORM:-15000}" --storm-flight 2000 \
-	--src 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6 \
-	--json "$out/storm.json" | tee "$out/storm.txt"
-kill -0 "$gw_pid" && echo "gateway still up after the storm" | tee -a "$out/storm.txt"
-bin/wsbench report --out "$out" "$out/storm.json"
+# Two storms, each against a fresh gateway: without a handshake limit, and
+# with --handshake-rate (default 2000/s), which sheds the excess with 503 +
+# Retry-After so that connected members keep their latency.
+run() { # run NAME EXTRA-GATEWAY-FLAGS
+	local name=$1 extra=$2 gwflags gw_pid
+	gwflags="--addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1)) --rate 100000 --burst 100000 $extra"
+	# shellcheck disable=SC2086
+	bin/gateway $gwflags --log-level warn 2>"$out/gateway-$name.log" &
+	gw_pid=$!
+	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+	echo "== $name"
+	bin/wsbench storm --addr "127.0.0.1:$port" --pid "$gw_pid" --commit "$commit" --gateway-flags "$gwflags" \
+		--rooms 10 --members 100 --rate 100 --duration 8s --storm "${STORM:-15000}" --storm-flight 2000 \
+		--src 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6 \
+		--json "$out/storm-$name.json" | tee "$out/storm-$name.txt"
+	kill -0 "$gw_pid" && echo "gateway still up after the storm" | tee -a "$out/storm-$name.txt"
+	kill "$gw_pid"
+	wait "$gw_pid" 2>/dev/null || true
+}
+run unlimited ""
+run rate-"${RATE:-2000}" "--handshake-rate ${RATE:-2000}"
+bin/wsbench report --out "$out" "$out"/storm-*.json
