@@ -36,7 +36,12 @@ type Engine struct {
 	firstCloseErr atomic.Pointer[error]
 	closeFrames   atomic.Int64
 	lastClose     atomic.Pointer[string]
+	busyRetries   atomic.Int64 // handshakes refused with 503 and tried again (Target.RetryBusy)
 }
+
+// BusyRetries returns how many handshakes were refused with 503 and tried
+// again.
+func (e *Engine) BusyRetries() int64 { return e.busyRetries.Load() }
 
 // CloseInfo describes the connections that ended: how many, how many by a
 // close frame from the gateway (and the last one's payload), and the first

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +20,10 @@ type Target struct {
 	Pollers     int      // client event loop goroutines
 	DialFlight  int      // handshakes in flight at once
 	DialTimeout time.Duration
+	// RetryBusy: a handshake refused with 503 (a node shedding a storm,
+	// --handshake-rate) is tried again after a random wait of up to a
+	// second, as clients do, for up to this long. 0: a refusal fails.
+	RetryBusy time.Duration
 }
 
 // RunID makes room and user names unique per run, so every run starts
@@ -30,7 +35,9 @@ func RunID() string {
 
 // dialAll opens n connections, conn i as user(i) joined to rooms(i), with
 // at most t.DialFlight handshakes in flight. It records connect latencies
-// (TCP connect to the last joined frame) into h when h is not nil.
+// (from the first attempt's TCP connect to the last joined frame) into h
+// when h is not nil. It stops at the first failure; refusals retried under
+// t.RetryBusy are counted in e.BusyRetries.
 func dialAll(e *Engine, t Target, from, n int, user func(int) string, rooms func(int) []string, h *Histogram) ([]*Conn, error) {
 	conns := make([]*Conn, n)
 	var next atomic.Int64
@@ -48,7 +55,14 @@ func dialAll(e *Engine, t Target, from, n int, user func(int) string, rooms func
 				if i >= from+n {
 					return
 				}
+				first, retried := time.Now(), false
 				c, g, err := e.Dial(i, user(i), rooms(i), t.DialTimeout)
+				for err != nil && strings.Contains(err.Error(), " 503 ") && time.Since(first) < t.RetryBusy {
+					e.busyRetries.Add(1)
+					retried = true
+					time.Sleep(time.Duration(100+rand.IntN(900)) * time.Millisecond)
+					c, g, err = e.Dial(i, user(i), rooms(i), t.DialTimeout)
+				}
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {
@@ -57,7 +71,11 @@ func dialAll(e *Engine, t Target, from, n int, user func(int) string, rooms func
 				} else {
 					conns[i-from] = c
 					if h != nil {
-						h.Record(g.Took.Microseconds())
+						took := g.Took
+						if retried {
+							took = time.Since(first)
+						}
+						h.Record(took.Microseconds())
 					}
 				}
 				failed := firstErr != nil
