@@ -3,19 +3,11 @@ package chaos
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
-)
 
-func buildGateway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/gateway").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/chatgw/gateway/internal/gatewaytest"
+)
 
 // TestChaosReduced is the default suite's chaos case: three gateway
 // processes on a real redis-server, 300 clients in 15 rooms sending with
@@ -30,7 +22,7 @@ func TestChaosReduced(t *testing.T) {
 		t.Fatal("redis-server is not installed (scripts/test.sh installs it)")
 	}
 	dir := t.TempDir()
-	c, err := StartCluster(dir, buildGateway(t), 3, false)
+	c, err := StartCluster(dir, gatewaytest.Build(t, "../cmd/gateway", ""), 3, false)
 	if err != nil {
 		t.Fatal(err)
 	}

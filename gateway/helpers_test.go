@@ -1,12 +1,9 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatgw/gateway/gateway"
+	"github.com/chatgw/gateway/internal/gatewaytest"
 )
 
 // These tests run a real node on loopback and talk to it with gorilla/websocket,
@@ -30,26 +28,7 @@ type node struct {
 
 func startNode(t *testing.T, mutate func(*gateway.Config)) *node {
 	t.Helper()
-	cfg := gateway.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.AdminAddr = "127.0.0.1:0"
-	cfg.NodeID = "test-node"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := gateway.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv, cfg := gatewaytest.Start(t, mutate)
 	return &node{srv: srv, cfg: cfg}
 }
 

@@ -7,8 +7,6 @@ import (
 	"image"
 	"image/draw"
 	"image/png"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/chatgw/gateway/gateway"
+	"github.com/chatgw/gateway/internal/gatewaytest"
 )
 
 // These tests drive Debian's chromium, headless, through chromedp: the
@@ -167,25 +166,7 @@ func jsString(s string) string {
 }
 
 func startNode(t *testing.T, mutate func(*gateway.Config)) *gateway.Server {
-	t.Helper()
-	cfg := gateway.DefaultConfig()
-	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := gateway.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv, _ := gatewaytest.Start(t, mutate)
 	return srv
 }
 

@@ -6,18 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"flag"
 
+	"github.com/chatgw/gateway/internal/gatewaytest"
 	"github.com/gorilla/websocket"
 )
 
@@ -58,30 +56,10 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
+// buildGateway builds this command once, with a version and commit that
+// TestVersionCommand checks.
 func buildGateway(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gateway-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "gateway")
-		out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v9.9.9-test -X main.commit=abc1234", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return gatewaytest.Build(t, ".", "-X main.version=v9.9.9-test -X main.commit=abc1234")
 }
 
 var listenLine = regexp.MustCompile(`ws=ws://(\S+)/ws admin=(\S+)`)

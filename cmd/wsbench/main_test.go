@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,53 +14,15 @@ import (
 
 	"github.com/chatgw/gateway/bench"
 	"github.com/chatgw/gateway/gateway"
-)
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/chatgw/gateway/internal/gatewaytest"
 )
 
 // wsbenchBinary builds this command once: worker processes are the binary
 // re-executed, so the test must run the real thing.
-func wsbenchBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wsbench-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "wsbench")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func wsbenchBinary(t *testing.T) string { return gatewaytest.Build(t, ".", "") }
 
 func startGateway(t *testing.T) string {
-	t.Helper()
-	cfg := gateway.DefaultConfig()
-	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.PresenceMaxMembers = 10000
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := gateway.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv, _ := gatewaytest.Start(t, func(c *gateway.Config) { c.PresenceMaxMembers = 10000 })
 	return srv.Addr()
 }
 
