@@ -159,22 +159,8 @@ func TestMetricsFollowASession(t *testing.T) {
 
 	// Closed slow: a member that stops reading while the server API
 	// publishes into its room.
-	slow, _, err := smallBufferDialer().Dial(n.wsURL("user=slow"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := dialSlow(t, n, "big")
 	defer slow.Close()
-	for i := 0; i < 2; i++ {
-		if _, _, err := slow.ReadMessage(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := slow.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":"j","room":"big"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if _, b, err := slow.ReadMessage(); err != nil || !strings.Contains(string(b), `"joined"`) {
-		t.Fatalf("slow join: %s %v", b, err)
-	}
 	text := strings.Repeat("x", 8000)
 	deadline := time.Now().Add(10 * time.Second)
 	for value(t, n.scrape(t), "gateway_slow_consumer_closes_total") == value(t, before, "gateway_slow_consumer_closes_total") {

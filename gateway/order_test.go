@@ -212,6 +212,28 @@ func TestIdempotentRetries(t *testing.T) {
 	b.quiet("message", 300*time.Millisecond)
 }
 
+// dialSlow connects user "slow" through smallBufferDialer, reads its
+// greeting, joins room, and from then on reads nothing: a slow consumer.
+func dialSlow(t *testing.T, n *node, room string) *websocket.Conn {
+	t.Helper()
+	slow, _, err := smallBufferDialer().Dial(n.wsURL("user=slow"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, _, err := slow.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := slow.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":"j","room":"`+room+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := slow.ReadMessage(); err != nil || !strings.Contains(string(b), `"joined"`) {
+		t.Fatalf("slow join: %s %v", b, err)
+	}
+	return slow
+}
+
 // smallBufferDialer makes a client whose socket holds little, so that a
 // client which stops reading fills the node's outbound buffer quickly.
 func smallBufferDialer() *websocket.Dialer {
@@ -242,22 +264,8 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 	fast.join("general")
 
 	// The slow member reads its greeting and join reply, then stops reading.
-	slow, _, err := smallBufferDialer().Dial(n.wsURL("user=slow"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := dialSlow(t, n, "general")
 	defer slow.Close()
-	for i := 0; i < 2; i++ {
-		if _, _, err := slow.ReadMessage(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := slow.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","id":"j","room":"general"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if _, b, err := slow.ReadMessage(); err != nil || !strings.Contains(string(b), `"joined"`) {
-		t.Fatalf("slow join: %s %v", b, err)
-	}
 
 	text := strings.Repeat("x", textLen)
 	// The sender is well-behaved: at most window sends unacknowledged, and
