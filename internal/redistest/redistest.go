@@ -30,13 +30,7 @@ func Start(t testing.TB) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (scripts/test.sh installs it with apt-get)")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	s := &Server{t: t, Port: port}
+	s := &Server{t: t, Port: freePort(t)}
 	s.start()
 	t.Cleanup(s.Kill)
 	return s
@@ -72,21 +66,25 @@ func (s *Server) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if s.ping() {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			s.t.Fatalf("redis-server on port %d did not answer PING", s.Port)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !answers(s.Addr()) {
+		s.Kill()
+		s.t.Fatalf("redis-server on port %d did not answer PING", s.Port)
 	}
 }
 
-func (s *Server) ping() bool {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+// answers waits up to 10 s for addr to answer PING.
+func answers(addr string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if ping(addr) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func ping(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
 	}
@@ -120,12 +118,7 @@ func (s *Server) Restart() {
 // "mymaster", stopped at the end of t; it returns the Sentinel's address.
 func Sentinel(t testing.TB, master *Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	port := freePort(t)
 	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel resolve-hostnames yes\n"+
 		"sentinel monitor mymaster 127.0.0.1 %d 1\nsentinel down-after-milliseconds mymaster 1000\n", port, master.Port)
 	dir := t.TempDir()
@@ -133,20 +126,7 @@ func Sentinel(t testing.TB, master *Server) string {
 	if err := writeFile(path, conf); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("redis-server", path, "--sentinel")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	s := &Server{t: t, Port: port}
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.ping() {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-sentinel did not answer PING")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s.Addr()
+	return spawn(t, "redis-sentinel", port, path, "--sentinel")
 }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
@@ -157,29 +137,10 @@ func Cluster(t testing.TB) []string {
 	t.Helper()
 	var addrs []string
 	for i := 0; i < 3; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		dir := t.TempDir()
-		cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		port, dir := freePort(t), t.TempDir()
+		addrs = append(addrs, spawn(t, "cluster node", port, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf", "--dir", dir,
-			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		s := &Server{t: t, Port: port}
-		deadline := time.Now().Add(10 * time.Second)
-		for !s.ping() {
-			if time.Now().After(deadline) {
-				t.Fatal("cluster node did not answer PING")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		addrs = append(addrs, s.Addr())
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"))
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -202,4 +163,30 @@ func Cluster(t testing.TB) []string {
 		}
 	}
 	return addrs
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// spawn runs redis-server with args, listening on port, until the end of
+// t, and returns its address once it answers PING.
+func spawn(t testing.TB, what string, port int, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("redis-server", args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if !answers(addr) {
+		t.Fatalf("%s on %s did not answer PING", what, addr)
+	}
+	return addr
 }
