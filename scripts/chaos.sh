@@ -13,15 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=""
-command -v redis-server >/dev/null || missing="$missing redis-server"
-command -v haproxy >/dev/null || missing="$missing haproxy"
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	$sudo apt-get update -qq
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
-fi
+bash scripts/need.sh redis-server haproxy
 
 commit=$(git rev-parse --short HEAD)
 out=${OUT:-bench/results/$(date -u +%Y-%m-%d)-$commit-chaos}

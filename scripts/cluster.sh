@@ -49,15 +49,7 @@ start) ;;
 *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
 esac
 
-missing=""
-command -v redis-server >/dev/null || missing="$missing redis-server"
-command -v haproxy >/dev/null || missing="$missing haproxy"
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	$sudo apt-get update -qq
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
-fi
+bash scripts/need.sh redis-server haproxy
 
 mkdir -p "$state"
 if ls "$state"/*.pid >/dev/null 2>&1; then

@@ -14,16 +14,7 @@ FUZZTIME=${FUZZTIME:-20000x}
 # What the tests run for real, installed when missing: redis-server (the
 # history conformance suite, the cluster tests) and chromium (the browser
 # tests of the chat page, web/).
-need_apt=""
-command -v redis-server >/dev/null || need_apt="$need_apt redis-server"
-command -v chromium >/dev/null || need_apt="$need_apt chromium"
-if [ -n "$need_apt" ]; then
-	echo "== installing$need_apt"
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	$sudo apt-get update -qq
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need_apt >/dev/null
-fi
+bash scripts/need.sh redis-server chromium
 
 echo "== gofmt"
 bad=$(gofmt -l .)
