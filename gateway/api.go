@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -84,7 +85,7 @@ func decodeBody(r *http.Request, limit int64, v any) *apiErr {
 		e := apiError(codeBadRequest, "body over the node's --max-message-bytes")
 		return &e
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		e := apiError(codeBadRequest, "body is not the expected JSON object: "+err.Error())

@@ -102,8 +102,8 @@ const (
 	subConfirmed                     // live
 )
 
-// channelPrefix/Suffix name a room's channel; the braces put it with the
-// room's keys.
+// channelOf names a room's channel; the braces put it with the room's
+// keys.
 func channelOf(r string) string { return history.RoomKey(r) + "c" }
 
 func roomOf(channel string) (string, bool) {
@@ -234,13 +234,6 @@ func (n *Node) poke() {
 	case n.kick <- struct{}{}:
 	default:
 	}
-}
-
-// Rooms returns how many rooms the node is subscribed to.
-func (n *Node) Rooms() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.subscribed)
 }
 
 // syncSubscriptions sends one SUBSCRIBE for every room that gained its
@@ -410,8 +403,9 @@ func (n *Node) receive(channel, v string) {
 	}
 	n.mu.Lock()
 	st := n.rooms[r]
+	live := st != nil && st.isReady
 	n.mu.Unlock()
-	if st == nil || !st.isReadySafe(&n.mu) {
+	if !live {
 		return // no local members, or not live yet: live() learns the position
 	}
 	if tag[0] == 'e' {
@@ -436,10 +430,4 @@ func (n *Node) receive(channel, v string) {
 	}
 	n.sink.Message(r, seq, history.TextFrame(payload))
 	st.last = seq
-}
-
-func (st *room) isReadySafe(mu *sync.Mutex) bool {
-	mu.Lock()
-	defer mu.Unlock()
-	return st.isReady
 }
