@@ -117,14 +117,8 @@ func (c *client) connect(first bool) bool {
 		}
 		c.mu.Lock()
 		c.ws, c.online = ws, true
-		resend := make([]sent, 0, len(c.unacked))
-		for _, s := range c.unacked {
-			resend = append(resend, s)
-		}
 		c.mu.Unlock()
-		for _, s := range resend {
-			c.write(map[string]any{"type": "send", "id": "s:" + s.key, "room": c.room, "text": s.text, "key": s.key})
-		}
+		c.sendUnacked()
 		return true
 	}
 }
@@ -236,17 +230,24 @@ func (c *client) send() {
 		c.mu.Unlock()
 		return
 	}
-	var retry []sent
-	for _, s := range c.unacked {
-		retry = append(retry, s)
-	}
 	c.nextMsg++
 	s := sent{key: randKey(), text: fmt.Sprintf("%s-%d", c.user, c.nextMsg)}
 	c.unacked[s.key] = s
 	c.mu.Unlock()
 	c.run.sentOne()
-	for _, r := range append(retry, s) {
-		c.write(map[string]any{"type": "send", "id": "s:" + r.key, "room": c.room, "text": r.text, "key": r.key})
+	c.sendUnacked()
+}
+
+// sendUnacked writes every message not acknowledged yet, with its key.
+func (c *client) sendUnacked() {
+	c.mu.Lock()
+	pending := make([]sent, 0, len(c.unacked))
+	for _, s := range c.unacked {
+		pending = append(pending, s)
+	}
+	c.mu.Unlock()
+	for _, s := range pending {
+		c.write(map[string]any{"type": "send", "id": "s:" + s.key, "room": c.room, "text": s.text, "key": s.key})
 	}
 }
 

@@ -229,7 +229,7 @@ func Execute(c *Cluster, cfg Config) (*Report, error) {
 			resend := cl.online && len(cl.unacked) > 0
 			cl.mu.Unlock()
 			if resend {
-				cl.resendOnly()
+				cl.sendUnacked()
 			}
 		}
 		if pending == 0 {
@@ -298,18 +298,6 @@ func (c *client) loopConnected() {
 		if !c.connect(false) {
 			return
 		}
-	}
-}
-
-func (c *client) resendOnly() {
-	c.mu.Lock()
-	var retry []sent
-	for _, s := range c.unacked {
-		retry = append(retry, s)
-	}
-	c.mu.Unlock()
-	for _, s := range retry {
-		c.write(map[string]any{"type": "send", "id": "s:" + s.key, "room": c.room, "text": s.text, "key": s.key})
 	}
 }
 
