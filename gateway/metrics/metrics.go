@@ -146,6 +146,28 @@ func (m *Metrics) Node(h *hub.Hub, historySize func() float64) {
 	}
 }
 
+// MemoryStore is what the embedded history store reports about its bound
+// (history.Memory).
+type MemoryStore interface {
+	Bytes() int64
+	Rooms() int64
+	Dropped() uint64
+}
+
+// History registers the embedded history store's gauges: what it holds
+// against --history-max-bytes, and how many rooms it dropped.
+func (m *Metrics) History(st MemoryStore) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_bytes",
+		Help: "Bytes held by the memory history store (frames and overheads), held under --history-max-bytes."},
+		func() float64 { return float64(st.Bytes()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_rooms",
+		Help: "Rooms and inboxes with history in the memory store."},
+		func() float64 { return float64(st.Rooms()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_history_rooms_dropped_total",
+		Help: "Rooms the memory store dropped: idle past --history-ttl, or idle longest when over --history-max-bytes."},
+		func() float64 { return float64(st.Dropped()) }))
+}
+
 // Observer returns the hub.Observer that feeds the fan-out histograms.
 func (m *Metrics) Observer() hub.Observer { return observer{m} }
 
