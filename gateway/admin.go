@@ -15,7 +15,7 @@ import (
 func (s *Server) startAdmin() error {
 	ln, err := net.Listen("tcp", s.cfg.AdminAddr)
 	if err != nil {
-		return fmt.Errorf("gateway: admin listener: %w", err)
+		return fmt.Errorf("gateway: --admin-addr %s: %w", s.cfg.AdminAddr, unwrapOp(err))
 	}
 	s.adminAddr = ln.Addr().String()
 	mux := http.NewServeMux()

@@ -12,15 +12,15 @@ import (
 	"time"
 )
 
-// admission counts connections, in total and per client address, from the
-// moment a handshake is admitted until the connection closes, so the caps
-// hold even for handshakes still in flight.
+// admission counts WebSocket connections from the moment a handshake is
+// admitted until the connection closes, so the node's cap holds even for
+// handshakes still in flight. (The per-address caps are taken earlier, at
+// accept: see handshakes.)
 type admission struct {
-	maxConns, maxPerIP int // 0 = no cap
+	maxConns int // 0 = no cap
 
 	mu    sync.Mutex
 	total int
-	perIP map[string]int
 
 	hsMu     sync.Mutex
 	hsBucket limit.Bucket // handshakes per second (Config.HandshakeRate)
@@ -43,34 +43,23 @@ func (a *admission) handshakeAllowed(rate float64, now int64) bool {
 	return a.hsBucket.Allow(rate, burst, now)
 }
 
-// admit reserves a place for a connection from ip, or returns the HTTP
-// status refusing it: 503 at the node's cap, 429 over the per-address cap.
-func (a *admission) admit(ip string) int {
+// admit reserves a place for a connection, or returns false at the
+// node's cap.
+func (a *admission) admit() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.maxConns > 0 && a.total >= a.maxConns {
-		return http.StatusServiceUnavailable
-	}
-	if a.maxPerIP > 0 && a.perIP[ip] >= a.maxPerIP {
-		return http.StatusTooManyRequests
+		return false
 	}
 	a.total++
-	if a.maxPerIP > 0 {
-		a.perIP[ip]++
-	}
-	return 0
+	return true
 }
 
 // release gives back a place taken by admit.
-func (a *admission) release(ip string) {
+func (a *admission) release() {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.total--
-	if a.maxPerIP > 0 {
-		if a.perIP[ip]--; a.perIP[ip] <= 0 {
-			delete(a.perIP, ip)
-		}
-	}
+	a.mu.Unlock()
 }
 
 // remoteIP returns the client address of r without its port.

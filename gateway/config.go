@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -33,7 +35,9 @@ type Config struct {
 	JWTIssuer        string        // required "iss" when set
 	Origins          []string      // allowed Origin values; empty: any
 	MaxConns         int           // connection cap; 0: none (HTTP 503 at it)
-	MaxConnsPerIP    int           // per client address; 0: none (HTTP 429)
+	MaxConnsPerIP    int           // sockets per client address, from accept; 0: none (HTTP 429)
+	MaxPendingPerIP  int           // sockets per client address not yet upgraded; 0: none (HTTP 429)
+	MaxHeaderBytes   int           // bytes a socket may send before its upgrade (HTTP 431)
 	HandshakeTimeout time.Duration // a socket must complete its upgrade within this
 	HandshakeRate    float64       // upgrades admitted per second (burst: one second's worth); 0: no limit
 	TLSCert, TLSKey  string        // PEM files: serve wss:// on Addr
@@ -41,7 +45,8 @@ type Config struct {
 	NoPage           bool          // do not serve the chat page and client.js on Addr
 	APIKey           string        // Bearer key of the server API on the admin listener ("" = API off)
 	RedisURL         string        // redis:// or rediss://: cluster mode (broker, history, presence in Redis)
-	HistoryTTL       time.Duration // cluster mode: a room's history expires this long after its last message (0: never)
+	HistoryTTL       time.Duration // a room's history expires this long after its last message (0: never)
+	HistoryMaxBytes  int64         // memory store: bytes of history kept in all; idle rooms go first (0: no cap)
 	PresenceRefresh  time.Duration // cluster mode: presence entries refreshed this often, expiring after 3x
 
 	Version string // build version and commit, reported by /api/stats
@@ -75,6 +80,10 @@ func DefaultConfig() Config {
 		HandshakeTimeout:   5 * time.Second,
 		CoalesceMax:        50 * time.Millisecond,
 		PresenceRefresh:    5 * time.Second,
+		MaxPendingPerIP:    256,
+		MaxHeaderBytes:     8 << 10,
+		HistoryTTL:         24 * time.Hour,
+		HistoryMaxBytes:    256 << 20,
 	}
 }
 
@@ -83,6 +92,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Addr == "":
 		return fmt.Errorf("gateway: --addr is empty")
+	case badAddr(c.Addr) != "":
+		return fmt.Errorf("gateway: --addr %q: %s", c.Addr, badAddr(c.Addr))
+	case c.AdminAddr != "" && badAddr(c.AdminAddr) != "":
+		return fmt.Errorf("gateway: --admin-addr %q: %s", c.AdminAddr, badAddr(c.AdminAddr))
 	case c.MaxMessageBytes < 64:
 		return fmt.Errorf("gateway: --max-message-bytes %d is below 64", c.MaxMessageBytes)
 	case !(c.Rate > 0) || math.IsInf(c.Rate, 1) || c.Burst < 1:
@@ -103,8 +116,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --drain-timeout is negative")
 	case !c.Anonymous && !c.AuthConfigured():
 		return fmt.Errorf("gateway: no way to identify users: set --jwt-secret or --jwt-public-key, or --anonymous")
-	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
-		return fmt.Errorf("gateway: --max-conns and --max-conns-per-ip must not be negative")
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxPendingPerIP < 0:
+		return fmt.Errorf("gateway: --max-conns, --max-conns-per-ip and --max-handshakes-per-ip must not be negative")
+	case c.MaxHeaderBytes < 1024:
+		return fmt.Errorf("gateway: --max-header-bytes %d is below 1024", c.MaxHeaderBytes)
+	case c.HistoryMaxBytes < 0:
+		return fmt.Errorf("gateway: --history-max-bytes is negative")
 	case c.HandshakeTimeout < 100*time.Millisecond:
 		return fmt.Errorf("gateway: --handshake-timeout %v is below 100ms", c.HandshakeTimeout)
 	case c.PresenceRefresh < 100*time.Millisecond:
@@ -117,4 +134,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --tls-cert and --tls-key go together")
 	}
 	return nil
+}
+
+// badAddr says what is wrong with a listen address, or "" when it has the
+// host:port form net.Listen takes.
+func badAddr(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "want host:port, e.g. 127.0.0.1:8080 or :8080"
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return "port " + strconv.Quote(port) + " is not a port number"
+	}
+	return ""
 }

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -12,43 +14,163 @@ import (
 // handshakes tracks accepted sockets that have not upgraded yet, so one
 // sweep can drop those older than the handshake timeout: no goroutine or
 // timer per pending socket, and a client that dribbles its request byte by
-// byte is dropped all the same.
+// byte is dropped all the same. It also counts the bytes each one sent
+// before its upgrade (the header cap) and, per client address, the sockets
+// open and the ones still in their handshake (the per-address caps, taken
+// at accept before any byte is parsed).
 //
 // nbio's own read deadline cannot do this job: nbhttp arms it on the accept
 // goroutine after the socket is already registered with the poller, so a
 // fast client can finish its upgrade first and be left with a deadline
 // that later kills an established WebSocket.
 type handshakes struct {
-	mu sync.Mutex
-	m  map[net.Conn]int64 // accept time, Unix ns
+	maxConnsPerIP   int // sockets per address, 0: no cap (--max-conns-per-ip)
+	maxPendingPerIP int // sockets per address not yet upgraded, 0: no cap
+
+	mu      sync.Mutex
+	m       map[net.Conn]*pendingSock
+	conns   map[string]int32 // open sockets per address (only with maxConnsPerIP)
+	pending map[string]int32 // sockets per address accepted and not yet upgraded
 }
 
+// pendingSock is one socket before its upgrade.
+type pendingSock struct {
+	at    int64    // accept time, Unix ns
+	ip    string   // client address without the port
+	bytes int      // bytes of the first request's head received so far
+	crlf  uint8    // how much of "\r\n\r\n" the bytes so far end with
+	sess  *session // set by serveWS just before the upgrade
+}
+
+func newHandshakes(maxConnsPerIP, maxPendingPerIP int) handshakes {
+	return handshakes{maxConnsPerIP: maxConnsPerIP, maxPendingPerIP: maxPendingPerIP,
+		m: map[net.Conn]*pendingSock{}, conns: map[string]int32{}, pending: map[string]int32{}}
+}
+
+// accept takes a place for a new socket from ip, or returns the status
+// refusing it (429) when the address is over one of its caps.
+func (h *handshakes) accept(ip string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.maxConnsPerIP > 0 && int(h.conns[ip]) >= h.maxConnsPerIP ||
+		h.maxPendingPerIP > 0 && int(h.pending[ip]) >= h.maxPendingPerIP {
+		return http.StatusTooManyRequests
+	}
+	if h.maxConnsPerIP > 0 {
+		h.conns[ip]++
+	}
+	h.pending[ip]++
+	return 0
+}
+
+// add starts the handshake clock of a socket accept admitted.
 func (h *handshakes) add(c net.Conn, now int64) {
 	c = rawConn(c)
+	ip := hostOf(c.RemoteAddr().String())
 	h.mu.Lock()
-	if h.m == nil {
-		h.m = make(map[net.Conn]int64)
-	}
-	h.m[c] = now
+	h.m[c] = &pendingSock{at: now, ip: ip}
 	h.mu.Unlock()
 }
 
-func (h *handshakes) done(c net.Conn) {
+// upgraded takes a socket out of the handshake set: it gives back its
+// pending place, and keeps its connection place until closed.
+func (h *handshakes) upgraded(c net.Conn) {
 	c = rawConn(c)
 	h.mu.Lock()
-	delete(h.m, c)
+	if p := h.m[c]; p != nil {
+		delete(h.m, c)
+		h.unpend(p.ip)
+	}
 	h.mu.Unlock()
 }
 
-// expire closes and forgets the sockets accepted before cutoff, and
-// returns how many it closed.
+// closed gives back every place a socket held.
+func (h *handshakes) closed(c net.Conn) {
+	c = rawConn(c)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.m[c]
+	ip := ""
+	if p != nil {
+		delete(h.m, c)
+		h.unpend(p.ip)
+		ip = p.ip
+	}
+	if h.maxConnsPerIP > 0 {
+		if ip == "" {
+			ip = hostOf(c.RemoteAddr().String())
+		}
+		if h.conns[ip]--; h.conns[ip] <= 0 {
+			delete(h.conns, ip)
+		}
+	}
+}
+
+func (h *handshakes) unpend(ip string) {
+	if h.pending[ip]--; h.pending[ip] <= 0 {
+		delete(h.pending, ip)
+	}
+}
+
+// read counts the bytes of a socket's first request head (request line
+// and headers, up to the blank line) as they arrive, and reports whether
+// they are still within limit. What follows the head is nbio's to bound
+// (its ReadLimit): a page request's socket closes after one answer, and a
+// client must not send frames before the 101 (RFC 6455 4.1).
+func (h *handshakes) read(c net.Conn, data []byte, limit int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.m[c]
+	if p == nil || p.crlf == 4 {
+		return true // upgraded, closed, or its head is complete
+	}
+	for i, b := range data {
+		switch {
+		case b == '\r' && p.crlf%2 == 0, b == '\n' && p.crlf%2 == 1:
+			p.crlf++
+		case b == '\r':
+			p.crlf = 1
+		default:
+			p.crlf = 0
+		}
+		if p.crlf == 4 {
+			p.bytes += i + 1
+			return p.bytes <= limit
+		}
+	}
+	p.bytes += len(data)
+	return p.bytes <= limit
+}
+
+// attach makes sess the session of the socket c while it upgrades.
+func (h *handshakes) attach(c net.Conn, sess *session) {
+	c = rawConn(c)
+	h.mu.Lock()
+	if p := h.m[c]; p != nil {
+		p.sess = sess
+	}
+	h.mu.Unlock()
+}
+
+// session returns the session attached to c, or nil.
+func (h *handshakes) session(c net.Conn) *session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p := h.m[c]; p != nil {
+		return p.sess
+	}
+	return nil
+}
+
+// expire closes the sockets accepted before cutoff, and returns how many it
+// closed. Their places are given back when nbio reports them closed.
 func (h *handshakes) expire(cutoff int64) int {
 	var old []net.Conn
 	h.mu.Lock()
-	for c, at := range h.m {
-		if at < cutoff {
+	for c, p := range h.m {
+		if p.at < cutoff {
 			old = append(old, c)
-			delete(h.m, c)
+			p.at = int64(^uint64(0) >> 1) // closed once, not once per sweep
 		}
 	}
 	h.mu.Unlock()
@@ -75,4 +197,39 @@ func rawConn(c net.Conn) net.Conn {
 			return c
 		}
 	}
+}
+
+// gateListener applies the per-address caps at accept: a socket over them
+// is answered 429 and closed before nbio sees it, so it costs no parser,
+// no poller registration and no handshake slot.
+type gateListener struct {
+	net.Listener
+	h       *handshakes
+	refused func() // counts a refusal (metrics, log)
+}
+
+func (l gateListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.h.accept(hostOf(c.RemoteAddr().String())) == 0 {
+			return c, nil
+		}
+		l.refused()
+		// A fresh socket's send buffer is empty: this write does not block.
+		_, _ = c.Write([]byte(refusedAtAccept))
+		_ = c.Close()
+	}
+}
+
+var refusedAtAccept = rawHTTP(http.StatusTooManyRequests, "too many connections from your address", "Retry-After: 1\r\n")
+
+// rawHTTP is a complete HTTP/1.1 answer that closes the connection, for
+// sockets refused below net/http (at accept, or mid-request).
+func rawHTTP(status int, reason, extra string) string {
+	body := reason + "\n"
+	return fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), extra, len(body), body)
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,6 +39,9 @@ import (
 	"github.com/chatgw/gateway/gateway/metrics"
 	"github.com/chatgw/gateway/web"
 )
+
+// logFlushEvery is how often the count of suppressed log lines is written.
+const logFlushEvery = 10 * time.Second
 
 // closeGrace is how long a connection that was sent a close frame may take
 // to read it before its socket is dropped.
@@ -71,6 +75,8 @@ type Server struct {
 	pending  handshakes
 
 	addr      atomic.Value // string: the bound public address
+	ln        net.Listener // bound by Start, handed to nbio once
+	logs      logLimiter
 	adminAddr string
 	draining  atomic.Bool
 	stopTick  chan struct{}
@@ -97,7 +103,9 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger,
 		stopTick: make(chan struct{}),
 	}
-	s.admit = admission{maxConns: cfg.MaxConns, maxPerIP: cfg.MaxConnsPerIP, perIP: map[string]int{}}
+	s.admit = admission{maxConns: cfg.MaxConns}
+	s.pending = newHandshakes(cfg.MaxConnsPerIP, cfg.MaxPendingPerIP)
+	s.logs.init(cfg.Logger, time.Now().UnixNano())
 	if cfg.AuthConfigured() {
 		ac := auth.Config{Secret: []byte(cfg.JWTSecret), Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}
 		if cfg.JWTPublicKeyFile != "" {
@@ -118,7 +126,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	} else {
-		s.store = history.NewMemory(cfg.HistorySize, nil)
+		s.store = history.NewMemoryWith(history.MemoryConfig{
+			Size: cfg.HistorySize, MaxBytes: cfg.HistoryMaxBytes, TTL: cfg.HistoryTTL,
+			// A room is dropped only while no member can see it, so no
+			// live member ever sees its seq restart.
+			IfIdle: func(room string, drop func()) bool { return s.hub.IfIdle(room, drop) },
+		})
 	}
 	s.m = metrics.New()
 	s.hub = hub.New(hub.Config{
@@ -131,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 		Observer:           s.m.Observer(),
 	})
 	s.m.Node(s.hub, s.historySize)
+	if mem, ok := s.store.(*history.Memory); ok {
+		s.m.History(mem)
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
@@ -146,17 +162,28 @@ func New(cfg Config) (*Server, error) {
 	ecfg := nbhttp.Config{
 		Name:    "gateway",
 		Network: "tcp",
-		Listen: func(network, addr string) (net.Listener, error) {
-			ln, err := net.Listen(network, addr)
-			if err == nil {
-				s.addr.Store(ln.Addr().String())
+		// Start binds before nbio starts anything: nbio v1.6.12 hangs
+		// in Engine.Stop when its own listen fails (docs/nbio.md).
+		Listen: func(string, string) (net.Listener, error) {
+			if s.ln == nil {
+				return nil, errors.New("listener not bound")
 			}
-			return ln, err
+			ln := gateListener{Listener: s.ln, h: &s.pending, refused: func() {
+				s.m.Refused("max_conns_per_ip")
+				s.logs.line("handshake refused at accept", "status", http.StatusTooManyRequests,
+					"reason", "too many sockets from one address")
+			}}
+			s.ln = nil
+			return ln, nil
 		},
 		NPoller:                 runtime.NumCPU(),
 		Handler:                 mux,
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      backstop,
+		// Plain sockets are held to --max-header-bytes by onData as bytes
+		// arrive; this bounds what nbio buffers for TLS sockets (which
+		// bypass onData) and for a partial WebSocket frame.
+		ReadLimit: max(cfg.MaxHeaderBytes, cfg.MaxMessageBytes) + 64<<10,
 		// The handshake timeout is enforced by s.pending (handshake.go);
 		// nbio's own pre-upgrade deadline is pushed out of the way.
 		KeepaliveTime: farFuture,
@@ -165,7 +192,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("gateway: TLS: %w", err)
+			return nil, fmt.Errorf("gateway: --tls-cert %s / --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
 		}
 		ecfg.AddrsTLS = []string{cfg.Addr}
 		ecfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -178,7 +205,14 @@ func New(cfg Config) (*Server, error) {
 	s.engine.CheckUtf8 = func([]byte) bool { return true }
 	s.engine.OnData(s.onData)
 	s.engine.OnOpen(func(c net.Conn) { s.pending.add(c, time.Now().UnixNano()) })
-	s.engine.OnClose(func(c net.Conn, _ error) { s.pending.done(c) })
+	s.engine.OnClose(func(c net.Conn, _ error) { s.pending.closed(c) })
+	// Anything but an upgrade is answered once and the socket closed, so
+	// pipelined page requests cannot queue answers on the node.
+	s.engine.OnRequest = func(_ http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws" {
+			r.Close = true
+		}
+	}
 	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if sess := sessionOf(c); sess != nil {
 			sess.c.Written(n)
@@ -207,12 +241,20 @@ func New(cfg Config) (*Server, error) {
 // sweep. It returns once both listeners are bound.
 func (s *Server) Start() error {
 	s.started = time.Now()
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: --addr %s: %w", s.cfg.Addr, unwrapOp(err))
+	}
+	s.ln = ln
+	s.addr.Store(ln.Addr().String())
 	if s.cfg.AdminAddr != "" {
 		if err := s.startAdmin(); err != nil {
+			_ = ln.Close()
 			return err
 		}
 	}
 	if err := s.engine.Start(); err != nil {
+		_ = ln.Close()
 		if s.admin != nil {
 			_ = s.admin.Close()
 		}
@@ -256,6 +298,7 @@ func (s *Server) tick() {
 	// within a quarter second of the handshake timeout.
 	exp := time.NewTicker(250 * time.Millisecond)
 	defer exp.Stop()
+	lastFlush := time.Now()
 	for i := 0; ; {
 		select {
 		case <-s.stopTick:
@@ -268,6 +311,11 @@ func (s *Server) tick() {
 				s.m.Refused("timeout")
 			}
 			s.rates.sample(now, s.published.Load(), s.hub.Stats().Deliveries)
+			if now.Sub(lastFlush) >= logFlushEvery {
+				lastFlush = now
+				s.logs.flush()
+				nbioLogs.flush()
+			}
 			for _, ss := range s.expiries.due(now) {
 				ss.c.Close(closeTokenExpired, "token expired; refresh and reconnect")
 			}
@@ -283,6 +331,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	defer s.logs.flush()
 	s.draining.Store(true)
 	select {
 	case <-s.stopTick:
@@ -309,11 +358,33 @@ func (s *Server) shutdown(ctx context.Context) error {
 func (s *Server) onData(c *nbio.Conn, data []byte) {
 	ws, ok := c.Session().(*websocket.Conn)
 	if !ok || socketOf(ws) != net.Conn(c) {
+		// Before the upgrade: the request is held to --max-header-bytes
+		// as it arrives, not once nbio has buffered all of it.
+		if !s.pending.read(c, data, s.cfg.MaxHeaderBytes) {
+			s.m.Refused("header_too_large")
+			s.logs.line("handshake refused", "status", http.StatusRequestHeaderFieldsTooLarge,
+				"reason", "request headers over --max-header-bytes", "remote", c.RemoteAddr().String())
+			_, _ = c.Write([]byte(headersTooLarge))
+			_ = c.Close()
+			return
+		}
 		c.DataHandler()(c, data)
 		return
 	}
 	sess := wsSession(ws)
-	closing := sess != nil && sess.c.Closing()
+	if sess == nil {
+		// Upgraded, but serveWS has not set the session yet: a client
+		// that did not wait for the 101 is guarded all the same.
+		if sess = s.pending.session(c); sess == nil {
+			_ = c.Close()
+			return
+		}
+		if err := s.feed(sess, ws, data); err != nil {
+			_ = c.CloseWithError(err)
+		}
+		return
+	}
+	closing := sess.c.Closing()
 	if closing && sess.c.CloseCode() == 1009 {
 		// nbio stopped mid-message; what follows cannot be parsed.
 		return
@@ -321,11 +392,11 @@ func (s *Server) onData(c *nbio.Conn, data []byte) {
 	// A closing connection's input is still parsed, to see the peer's
 	// answering close frame (nbio then drops the socket: the handshake is
 	// done); its messages are ignored by the handlers.
-	err := ws.Parse(data)
+	err := s.feed(sess, ws, data)
 	if err == nil {
 		return
 	}
-	if sess == nil || closing {
+	if closing {
 		_ = c.CloseWithError(err)
 		return
 	}
@@ -377,13 +448,17 @@ func (s *Server) onPing(ws *websocket.Conn, data string) {
 // onCloseFrame answers a client's close frame with the same code, unless
 // the gateway started the closing handshake itself. nbio closes the socket
 // right after.
-func (s *Server) onCloseFrame(ws *websocket.Conn, code int, _ string) {
+func (s *Server) onCloseFrame(ws *websocket.Conn, code int, reason string) {
 	sess := wsSession(ws)
 	if sess == nil {
 		return
 	}
 	if code == 1005 {
 		code = 1000
+	}
+	if bad := validCloseFrame(code, reason); bad != 0 {
+		sess.c.Close(bad, "invalid close frame")
+		return
 	}
 	sess.c.Close(code, "")
 }
@@ -402,19 +477,12 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	code := sess.c.CloseCode()
 	s.m.Closed(code)
 	if code != hub.CloseNormal && code != hub.CloseGoingAway {
-		// One line per connection that ended for a reason worth knowing:
-		// never one per message.
-		s.log.Info("connection closed", "user", sess.c.User, "session", sess.c.Session,
+		// At most one line per connection that ended for a reason worth
+		// knowing, never one per message, and rate-limited as a whole.
+		s.logs.line("connection closed", "user", sess.c.User, "session", sess.c.Session,
 			"code", closeCodeOf(code), "reason", closeReason(code), "remote", ws.RemoteAddr().String())
 	}
-	ip := ""
-	if s.cfg.MaxConnsPerIP > 0 {
-		// The address is the one serveWS admitted (nbhttp makes
-		// Request.RemoteAddr from it); taking it from the socket again
-		// spares every session a copy.
-		ip = hostOf(ws.RemoteAddr().String())
-	}
-	s.admit.release(ip)
+	s.admit.release()
 }
 
 func newSessionID() string {
@@ -431,8 +499,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// label is the metrics' reason; reason the client's and the log's.
 	refuse := func(status int, label, reason string) {
 		s.m.Refused(label)
-		s.log.Info("handshake refused", "status", status, "reason", reason, "remote", ip)
+		s.logs.line("handshake refused", "status", status, "reason", reason, "remote", ip)
 		refuseHTTP(w, status, reason)
+	}
+	if status, reason := checkUpgrade(r); status != 0 {
+		// Checked here rather than left to nbio's upgrader, which
+		// answers without closing the socket and lets some through.
+		refuse(status, "bad_request", reason)
+		return
 	}
 	if s.draining.Load() {
 		refuse(http.StatusServiceUnavailable, "draining", "node is draining")
@@ -458,27 +532,30 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(status, label, reason)
 		return
 	}
-	if status := s.admit.admit(ip); status != 0 {
-		if status == http.StatusTooManyRequests {
-			refuse(status, "max_conns_per_ip", "too many connections from your address")
-		} else {
-			refuse(status, "max_conns", "node is at its connection cap")
-		}
+	if !s.admit.admit() {
+		refuse(http.StatusServiceUnavailable, "max_conns", "node is at its connection cap")
 		return
+	}
+	// The session exists before the 101 goes out: a client's first frames
+	// may arrive before serveWS is done, and are guarded with it.
+	sess := &session{srv: s, ident: ident, expIdx: -1}
+	sess.guard.ctrl.Init(s.cfg.Burst, time.Now().UnixNano())
+	if res, ok := w.(*nbhttp.Response); ok && res.Parser != nil {
+		s.pending.attach(res.Parser.Conn, sess)
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.admit.release(ip)
+		s.admit.release()
 		s.m.Refused("upgrade")
-		s.log.Info("handshake refused", "status", http.StatusBadRequest, "reason", err.Error(), "remote", ip)
-		return // the upgrader has answered with an HTTP error
+		s.logs.line("handshake refused", "status", http.StatusBadRequest, "reason", err.Error(), "remote", ip)
+		r.Close = true // nbio closes the socket after the upgrader's answer
+		return
 	}
-	s.pending.done(ws.UnderlayerConn())
 	now := time.Now().UnixNano()
-	sess := &session{srv: s, ident: ident, expIdx: -1}
 	sess.bucket.Init(s.cfg.Burst, now)
 	sess.c = s.hub.NewClient(user, newSessionID(), socketOf(ws), now)
 	ws.SetSession(sess)
+	s.pending.upgraded(ws.UnderlayerConn())
 	if ident != nil {
 		s.expiries.set(sess, unixNano(ident.Expires))
 	}
@@ -539,13 +616,14 @@ func refuseHTTP(w http.ResponseWriter, status int, reason string) {
 		http.Error(w, reason, status)
 		return
 	}
-	body := reason + "\n"
-	retry := ""
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		retry = "Retry-After: 1\r\n"
+	extra := ""
+	switch status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		extra = "Retry-After: 1\r\n"
+	case http.StatusUpgradeRequired:
+		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
 	}
-	_, _ = fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n%s"+
-		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), retry, len(body), body)
+	_, _ = io.WriteString(conn, rawHTTP(status, reason, extra))
 	_ = conn.Close()
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -53,6 +54,8 @@ type session struct {
 
 	bucket   limit.Bucket
 	refusals limit.Refusals
+	guard    frameGuard   // raw frame checks, on the poller goroutine
+	inbound  atomic.Int64 // bytes of messages read and not yet handled (frameGuard)
 	pending  *codec.Frame // the reply being built (see frame)
 }
 
@@ -73,6 +76,7 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	if ss == nil {
 		return
 	}
+	ss.inbound.Add(-int64(len(data)))
 	ss.handleFrame(mt == websocket.TextMessage, data, time.Now().UnixNano())
 }
 
@@ -112,6 +116,10 @@ func (ss *session) handleFrame(text bool, data []byte, now int64) {
 	// Application pings are exempt from the rate limit; a frame that failed
 	// to decode is not a ping, whatever its type field said.
 	if (err != nil || req.Type != "ping") && !ss.allow(now, req.ID) {
+		return
+	}
+	if len(data) == 0 {
+		ss.fail("", codeBadRequest, "empty frame: send one JSON object per text frame")
 		return
 	}
 	if err != nil {

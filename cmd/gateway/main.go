@@ -35,7 +35,9 @@ func main() {
 		return
 	}
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
+		// One line, naming the flag at fault: gateway errors carry their
+		// own "gateway:" prefix already.
+		fmt.Fprintln(os.Stderr, "gateway:", strings.TrimPrefix(err.Error(), "gateway: "))
 		os.Exit(2)
 	}
 }
@@ -153,7 +155,9 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "required JWT \"iss\" (unchecked when empty)")
 	origins := fs.String("origins", "", "comma-separated Origin allowlist, e.g. https://chat.example.com (empty: any); others get HTTP 403")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "connection cap for the node, 0 for none; beyond it HTTP 503")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "connections per client address, 0 for none; beyond it HTTP 429")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "sockets per client address, counted from accept (handshakes and page requests too), 0 for none; beyond it HTTP 429 at accept")
+	fs.IntVar(&cfg.MaxPendingPerIP, "max-handshakes-per-ip", cfg.MaxPendingPerIP, "sockets per client address still in their handshake (accepted, not yet upgraded), 0 for none; beyond it HTTP 429 at accept")
+	fs.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", cfg.MaxHeaderBytes, "bytes a socket may send before its upgrade (request line and headers), counted as they arrive; beyond it HTTP 431 and close")
 	fs.Float64Var(&cfg.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades admitted per second (burst: one second's worth); over it HTTP 503 with Retry-After, so a reconnect storm cannot starve connected clients; 0: no limit")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "a new socket must complete its WebSocket upgrade within this")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain: serve wss:// on --addr (with --tls-key)")
@@ -162,7 +166,8 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener (never the public one)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "cluster mode: redis://[user:pass@]host:port/db or rediss:// (TLS); messages, history and presence go through Redis (empty: this node alone, in memory)")
 	fs.DurationVar(&cfg.PresenceRefresh, "presence-refresh", cfg.PresenceRefresh, "cluster mode: how often a node refreshes its users' presence in Redis; a dead node's users go offline after 3x")
-	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", 0, "cluster mode: a room's history in Redis expires this long after its last message (0: never)")
+	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "a room's history is dropped this long after its last message (memory store: once it also has no members; Redis: its keys expire) (0: never)")
+	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "memory store: bytes of history held in all; over it the rooms idle longest (no members) are dropped first, then the oldest messages (0: no cap)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "Bearer key of the server API (/api/ on the admin listener); empty: API off (prefer GATEWAY_API_KEY)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")

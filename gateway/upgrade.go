@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// checkUpgrade applies RFC 6455 section 4.2.1 to an upgrade request before
+// any other work, and returns the status and reason refusing it, or 0.
+// nbio's upgrader checks less (it takes HTTP/1.0, any key, a request with
+// a body) and leaves the socket open after refusing.
+func checkUpgrade(r *http.Request) (int, string) {
+	switch {
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, "a WebSocket upgrade is a GET request"
+	case !r.ProtoAtLeast(1, 1):
+		return http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1"
+	case len(r.TransferEncoding) > 0 || r.Header.Get("Transfer-Encoding") != "" ||
+		r.ContentLength > 0 || (r.Header.Get("Content-Length") != "" && r.Header.Get("Content-Length") != "0"):
+		return http.StatusBadRequest, "a WebSocket upgrade request has no body"
+	case !hasToken(r.Header, "Upgrade", "websocket"):
+		return http.StatusBadRequest, "this endpoint upgrades to WebSocket: send Upgrade: websocket"
+	case !hasToken(r.Header, "Connection", "upgrade"):
+		return http.StatusBadRequest, "send Connection: Upgrade"
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version; this node speaks 13"
+	}
+	key := r.Header.Values("Sec-WebSocket-Key")
+	if len(key) != 1 {
+		return http.StatusBadRequest, "want exactly one Sec-WebSocket-Key"
+	}
+	if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(key[0])); err != nil || len(b) != 16 {
+		return http.StatusBadRequest, "Sec-WebSocket-Key must be base64 of 16 bytes"
+	}
+	return 0, ""
+}
+
+// hasToken reports whether a comma-separated header holds token, ignoring
+// case (Connection: keep-alive, Upgrade).
+func hasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// headersTooLarge answers a socket that sent more than --max-header-bytes
+// before its upgrade.
+var headersTooLarge = rawHTTP(http.StatusRequestHeaderFieldsTooLarge,
+	"request headers too large (over --max-header-bytes)", "")
+
+// unwrapOp drops the "listen tcp ADDR:" prefix of a listen error, which
+// the caller's message already names: one clear line, not a repeated one.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		var se *os.SyscallError
+		if errors.As(op.Err, &se) {
+			return se.Err
+		}
+		return op.Err
+	}
+	return err
+}
