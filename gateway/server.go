@@ -352,23 +352,76 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return err
 }
 
-// onData replaces nbio's read dispatch for plain WebSocket connections so
-// that a protocol error is answered with a 1002 close frame (nbio would drop
-// the socket silently).
+// onData replaces nbio's read dispatch, for plain and TLS sockets alike,
+// so that the gateway's bounds apply before nbio parses anything: the
+// request-head cap before the upgrade, frameGuard after it, and a 1002
+// close frame for a protocol error (nbio would drop the socket silently).
 func (s *Server) onData(c *nbio.Conn, data []byte) {
-	ws, ok := c.Session().(*websocket.Conn)
-	if !ok || socketOf(ws) != net.Conn(c) {
+	if tc := tlsOf(c); tc != nil {
+		s.onTLSData(c, tc, data)
+		return
+	}
+	s.onPlain(c, data, false)
+}
+
+// onTLSData decrypts as nbio's TLSDataHandler does, then hands each
+// plaintext chunk to onPlain.
+func (s *Server) onTLSData(c *nbio.Conn, tc *tls.Conn, data []byte) {
+	defer tc.ResetOrFreeBuffer()
+	in, buf := data, data
+	for {
+		_, n, err := tc.AppendAndRead(in, buf)
+		in = nil
+		if err != nil {
+			_ = c.CloseWithError(err)
+			return
+		}
+		if n == 0 {
+			return
+		}
+		s.onPlain(c, buf[:n], true)
+	}
+}
+
+// tlsOf returns the TLS connection over socket c, or nil for plain ones.
+func tlsOf(c *nbio.Conn) *tls.Conn {
+	pc, ok := c.Session().(nbhttp.ParserCloser)
+	if !ok {
+		return nil
+	}
+	if hc, ok := pc.UnderlayerConn().(*nbhttp.Conn); ok {
+		tc, _ := hc.Conn.(*tls.Conn)
+		return tc
+	}
+	return nil
+}
+
+// onPlain handles plaintext read from socket c.
+func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
+	pc, _ := c.Session().(nbhttp.ParserCloser)
+	ws, ok := pc.(*websocket.Conn)
+	if !ok {
 		// Before the upgrade: the request is held to --max-header-bytes
 		// as it arrives, not once nbio has buffered all of it.
 		if !s.pending.read(c, data, s.cfg.MaxHeaderBytes) {
 			s.m.Refused("header_too_large")
 			s.logs.line("handshake refused", "status", http.StatusRequestHeaderFieldsTooLarge,
 				"reason", "request headers over --max-header-bytes", "remote", c.RemoteAddr().String())
-			_, _ = c.Write([]byte(headersTooLarge))
+			if tc := tlsOf(c); tc != nil {
+				_, _ = tc.Write([]byte(headersTooLarge))
+			} else {
+				_, _ = c.Write([]byte(headersTooLarge))
+			}
 			_ = c.Close()
 			return
 		}
-		c.DataHandler()(c, data)
+		if !isTLS {
+			c.DataHandler()(c, data)
+		} else if pc == nil {
+			_ = c.Close()
+		} else if err := pc.Parse(data); err != nil {
+			_ = c.CloseWithError(err)
+		}
 		return
 	}
 	sess := wsSession(ws)
