@@ -35,10 +35,17 @@ go test -race -count=1 $RACE_PKGS
 echo "== go test (end-to-end over real sockets)"
 go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/... ./chaos/...
 
+# A real gateway process attacked over raw TCP: one test per bound
+# (README "Security"). -attack.long runs the bigger volumes.
+echo "== go test ./attack (hostile clients against a real process)"
+go test -count=1 -timeout 5m ./attack/
+
 echo "== fuzz ($FUZZTIME each)"
 go test -run=NONE -fuzz='^FuzzDecodeRequest$' -fuzztime="$FUZZTIME" ./codec
 go test -run=NONE -fuzz='^FuzzAppendString$' -fuzztime="$FUZZTIME" ./codec
 go test -run=NONE -fuzz='^FuzzVerify$' -fuzztime="$FUZZTIME" ./gateway/auth
 go test -run=NONE -fuzz='^FuzzHandleFrames$' -fuzztime="$FUZZTIME" ./gateway
+# Each input here costs real sockets to a real process: fewer inputs.
+go test -run=NONE -fuzz='^FuzzRawStream$' -fuzztime="${FUZZTIME_RAW:-2000x}" ./attack
 
 echo "== all tests passed"
