@@ -266,12 +266,16 @@ func (s *Server) Start() error {
 		s.log.Warn("listening on a non-loopback address with no authentication: anyone who can reach it may connect as any user",
 			"addr", s.Addr())
 	}
-	scheme := "ws://"
+	ws, page := "ws://", "http://"
 	if s.cfg.TLSCert != "" {
-		scheme = "wss://"
+		ws, page = "wss://", "https://"
 	}
-	s.log.Info("gateway listening", "ws", scheme+s.Addr()+"/ws", "admin", s.adminAddr,
-		"node", s.cfg.NodeID, "anonymous", s.cfg.Anonymous)
+	args := []any{"ws", ws + s.Addr() + "/ws"}
+	if !s.cfg.NoPage {
+		args = append(args, "page", page+s.Addr()+"/")
+	}
+	s.log.Info("gateway listening", append(args, "admin", s.adminAddr,
+		"node", s.cfg.NodeID, "anonymous", s.cfg.Anonymous)...)
 	return nil
 }
 

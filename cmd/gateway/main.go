@@ -9,13 +9,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -63,9 +66,35 @@ func versionString() string {
 		v = "(devel)"
 	}
 	if c == "" {
+		c = workTreeCommit()
+	}
+	if c == "" {
 		c = "unknown"
 	}
 	return v + " (commit " + c + ")"
+}
+
+// workTreeCommit is the commit of the git work tree the process runs in,
+// when that tree is this module's, else "": `go run` (and a build with
+// -buildvcs=false) embeds no VCS information of its own.
+func workTreeCommit() string {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return ""
+	}
+	mod, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(top)), "go.mod"))
+	if err != nil || !bytes.HasPrefix(mod, []byte("module github.com/chatgw/gateway\n")) {
+		return ""
+	}
+	head, err := exec.Command("git", "rev-parse", "--short=7", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(head))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += "-dirty"
+	}
+	return c
 }
 
 // options is everything the command line decides beyond gateway.Config.
@@ -137,8 +166,8 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	configFile := fs.String("config", "", "TOML file whose keys are these flags' names (max-rooms = 50); flags and GATEWAY_* win over it")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "public listen address; GET /ws upgrades to WebSocket")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin listen address: /healthz, /readyz, /metrics, /api/ (empty: none)")
-	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "node name announced in welcome (default: host name)")
-	fs.BoolVar(&cfg.Anonymous, "anonymous", cfg.Anonymous, "anonymous mode: ?user=<id> names the user, no token (default: on only when no JWT key is set)")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "node name announced in welcome (empty: the host name)")
+	fs.BoolVar(&cfg.Anonymous, "anonymous", false, "anonymous mode: ?user=<id> names the user, no token (when not given: on without a JWT key, off with one)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest client message in bytes; one byte more closes with 1009")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "client frames per second per connection (token bucket refill)")
 	fs.IntVar(&cfg.Burst, "burst", cfg.Burst, "token bucket size: frames a connection may send at once")
@@ -200,8 +229,12 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 			return nil, fs, err
 		}
 	}
-	if !given["anonymous"] && cfg.AuthConfigured() {
-		cfg.Anonymous = false // with a key, anonymous access must be asked for
+	if !given["anonymous"] {
+		// With a key, anonymous access must be asked for.
+		cfg.Anonymous = !cfg.AuthConfigured()
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = gateway.DefaultConfig().NodeID
 	}
 	for _, v := range strings.Split(*origins, ",") {
 		if v = strings.TrimSpace(v); v != "" {

@@ -54,6 +54,13 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 			t.Errorf("--help does not explain --%s", f)
 		}
 	}
+	// A default is stated once: by the flag package, or in the text when
+	// it depends on something else (and then the flag has none).
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Count(line, "(default") > 1 || strings.Contains(line, "(default:") {
+			t.Errorf("--help states a default twice or by hand: %s", strings.TrimSpace(line))
+		}
+	}
 }
 
 // buildGateway builds this command once, with a version and commit that
@@ -174,4 +181,18 @@ func httpStatus(t *testing.T, url string) int {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
+}
+
+// Under `go run` (no VCS stamp) the version names the work tree's commit.
+func TestWorkTreeCommit(t *testing.T) {
+	want, err := exec.Command("git", "rev-parse", "--short=7", "HEAD").Output()
+	if err != nil {
+		t.Skip("not in a git work tree:", err)
+	}
+	if got := workTreeCommit(); !strings.HasPrefix(got, strings.TrimSpace(string(want))) {
+		t.Fatalf("workTreeCommit() = %q, want %q (maybe -dirty)", got, want)
+	}
+	if v := versionString(); strings.Contains(v, "unknown") {
+		t.Fatalf("versionString() = %q: the commit is known", v)
+	}
 }

@@ -165,12 +165,16 @@ func (n *Node) Close() {
 	}
 }
 
+// unreachableWarnEvery is how often the node repeats that Redis is down.
+const unreachableWarnEvery = 30 * time.Second
+
 // health pings Redis twice a second: Ready follows, and scripts are
 // (re)loaded whenever Redis comes back (a restarted Redis has none).
 func (n *Node) health() {
 	defer n.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	var down, warned time.Time // since when Redis is unreachable; last warning
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 		err := n.cfg.Client.Ping(ctx).Err()
@@ -179,10 +183,17 @@ func (n *Node) health() {
 		}
 		cancel()
 		was := n.ready.Swap(err == nil)
+		now := time.Now()
 		switch {
-		case err != nil && was:
+		case err != nil && down.IsZero():
+			// At start too: a node that never reached Redis says so.
+			down, warned = now, now
 			n.log.Warn("redis unreachable: not ready", "err", err)
+		case err != nil && now.Sub(warned) >= unreachableWarnEvery:
+			warned = now
+			n.log.Warn("redis still unreachable: not ready", "since", down.Format(time.RFC3339), "err", err)
 		case err == nil && !was:
+			down = time.Time{}
 			n.log.Info("redis reachable: ready")
 		}
 		select {
