@@ -270,6 +270,11 @@ func TestRoomGlobs(t *testing.T) {
 	a.join("lobby")
 	expectError(t, a.request(map[string]any{"type": "join", "id": "g", "room": "general"}), "forbidden")
 	expectError(t, a.request(map[string]any{"type": "join", "id": "g2", "room": "teams"}), "forbidden")
+	// Nor may it list who is in a room it does not allow.
+	expectError(t, a.request(map[string]any{"type": "presence", "id": "p", "room": "general"}), "forbidden")
+	if f := a.request(map[string]any{"type": "presence", "id": "p2", "room": "team-blue"}); f.str("type") != "presence" {
+		t.Fatalf("presence of an allowed room: %v", f)
+	}
 	// The claim never restricts the own inbox or dm.
 	a.join("@alice")
 	if f := a.request(map[string]any{"type": "dm", "id": "d", "to": "bob", "text": "hi"}); f.str("type") != "ack" {

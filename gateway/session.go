@@ -38,7 +38,7 @@ const (
 	closeAbuse        = 4002
 )
 
-// typingEvery is the typing throttle per user and room (PROTOCOL.md).
+// typingEvery is the typing throttle per user and room (docs/protocol.md).
 const typingEvery = int64(2 * time.Second)
 
 // session is the gateway's state for one connection. nbio runs a
@@ -542,6 +542,12 @@ const presenceListMax = 1000
 
 func (ss *session) presence(req *codec.Request) {
 	if !ss.checkRoom(req, true) {
+		return
+	}
+	if !ss.ident.MayUse(req.Room) {
+		// Who is in a room is the room's business: the list needs no
+		// join, but it needs the claim a join needs.
+		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
 		return
 	}
 	users, total, err := ss.srv.presence(req.Room)
