@@ -12,8 +12,8 @@ import (
 // KernelBytesPerSocket is the kernel memory one idle TCP socket costs
 // outside the gateway process: tcp_sock (~2.4 KB) plus its inode, dentry,
 // file and epoll item, ~3.8 KB in all. Measured on the 2-core development
-// machine with slabtop (see the project's shared DESIGN.md, "Limits of these
-// machines"). It is the floor no user-space design removes, so Plan adds it
+// machine with slabtop, summing those slab objects per open socket. It is
+// the floor no user-space design removes, so Plan adds it
 // to the process memory per connection.
 const KernelBytesPerSocket = 3800
 
@@ -404,7 +404,7 @@ func (o PlanOutput) notes() []string {
 		ns = append(ns, "deliveries per CPU-second: "+in.DeliveriesPerCPUSecSource)
 	}
 	ns = append(ns,
-		fmt.Sprintf("kernel memory per socket (%d B) was measured on the 2-core development machine (see the project's shared DESIGN.md)", KernelBytesPerSocket),
+		fmt.Sprintf("kernel memory per socket (%d B) was measured on the 2-core development machine (slabtop: tcp_sock, inode, dentry, file and epoll item per socket)", KernelBytesPerSocket),
 		"bytes per connection were measured with each connection in one room; more rooms per user cost more memory than planned here",
 		"deliveries per CPU-second come from the most efficient loss-free step measured; batching makes lighter loads cost more CPU per delivery")
 	return ns

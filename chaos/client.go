@@ -16,7 +16,7 @@ import (
 // interval with a fresh idempotency key, reading everything, and on any
 // loss of its connection reconnecting (to the next node, or through the
 // front), resuming its room with since and re-sending unacknowledged
-// messages with their keys: what PROTOCOL.md asks of a client. A goroutine
+// messages with their keys: what docs/protocol.md asks of a client. A goroutine
 // per client is fine here: this is the harness, not the gateway.
 
 type sent struct {

@@ -6,7 +6,7 @@ import (
 )
 
 // The Append* functions append one server frame's JSON object to b. Field
-// order is fixed and matches PROTOCOL.md's examples. Names (rooms, users,
+// order is fixed and matches the examples in docs/protocol.md. Names (rooms, users,
 // epochs) are restricted to characters that need no escaping; anything a
 // client chose freely (ids, text, error messages) goes through AppendString.
 

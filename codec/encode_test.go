@@ -299,7 +299,7 @@ func TestAppendSmallFrames(t *testing.T) {
 	}
 }
 
-// The exact bytes for the frames of PROTOCOL.md's examples.
+// The exact bytes for the frames of docs/protocol.md's examples.
 func TestAppendExactBytes(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{string(AppendAck(nil, "3", "general", 58, 1763779200123)), `{"type":"ack","id":"3","room":"general","seq":58,"ts":1763779200123}`},

@@ -65,7 +65,7 @@ func TestDecodeRequestClientFrames(t *testing.T) {
 		in   string
 		want Request
 	}{
-		// Every row of PROTOCOL.md's client table.
+		// Every row of the request table in docs/protocol.md.
 		{"join", `{"type":"join","id":"1","room":"general"}`,
 			Request{Type: "join", ID: "1", Room: "general"}},
 		{"join since", `{"type":"join","id":"1","room":"general","since":{"seq":41,"epoch":"e9"}}`,

@@ -76,7 +76,7 @@ func (k clusterSink) Offline(room, user string) {
 	k.s.broadcastPresence(room, user, false, nil)
 }
 
-// Lost tells the room's members that its history was lost, as PROTOCOL.md
+// Lost tells the room's members that its history was lost, as docs/protocol.md
 // says: an unsolicited joined with the new epoch, recovered false and the
 // room's current seq, from which the seq order continues.
 func (k clusterSink) Lost(room string, latest uint64, epoch string) {

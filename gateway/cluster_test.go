@@ -257,7 +257,7 @@ func TestClusterRedisRestart(t *testing.T) {
 // TestClusterRedisLostData: a Redis that restarts empty has lost the
 // rooms' histories. Members stay connected and get an unsolicited joined
 // (no id) with the new epoch, recovered false and the room's seq, and the
-// seq order continues from it (PROTOCOL.md, "Precise points").
+// seq order continues from it (docs/protocol.md, "History lost while connected").
 func TestClusterRedisLostData(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, 2, r.URL())

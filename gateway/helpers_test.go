@@ -17,7 +17,7 @@ import (
 
 // These tests run a real node on loopback and talk to it with gorilla/websocket,
 // a client library independent of nbio. They cannot run under -race: nbio's
-// accept/poller hand-off trips the detector (see DESIGN.md).
+// accept/poller hand-off trips the detector.
 
 const waitFrame = 5 * time.Second
 

@@ -17,7 +17,7 @@ import (
 )
 
 // Ordering, resume, idempotency and slow consumers: the guarantees of
-// PROTOCOL.md's "Rules", shown over real sockets.
+// docs/protocol.md, shown over real sockets.
 
 // collect reads message frames of room from c until it has seqs up to last,
 // failing on any gap or duplicate.

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// One test per row of PROTOCOL.md's request table, over a real socket.
+// One test per row of docs/protocol.md's request table, over a real socket.
 
 func TestWelcomeAndInbox(t *testing.T) {
 	n := startNode(t, nil)

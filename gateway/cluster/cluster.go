@@ -39,7 +39,7 @@ type Sink interface {
 	Event(room string, kind hub.Kind, frame []byte)
 	// Lost says room's history was lost while this node was subscribed:
 	// it is now at seq latest of a new epoch. Local members must be told
-	// (PROTOCOL.md: an unsolicited joined), and messages continue from there.
+	// (docs/protocol.md: an unsolicited joined), and messages continue from there.
 	Lost(room string, latest uint64, epoch string)
 	// Offline says user's presence in room expired on every node (a node
 	// died without cleaning up); this node was the one to sweep it.

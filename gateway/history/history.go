@@ -10,7 +10,8 @@ import (
 	"github.com/chatgw/gateway/codec"
 )
 
-// KeyTTL is how long an idempotency key is remembered (PROTOCOL.md).
+// KeyTTL is how long an idempotency key is remembered (docs/protocol.md,
+// "Idempotency keys").
 const KeyTTL = 2 * time.Minute
 
 // ErrUnavailable is returned when the backing store cannot be reached.
