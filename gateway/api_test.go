@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -177,4 +178,21 @@ func TestAPIStats(t *testing.T) {
 		r.num("messages_total") != 1 || r["uptime_seconds"] == nil || r["messages_per_second"] == nil {
 		t.Fatalf("stats: %d %v", status, r)
 	}
+	// The rates are sampled over windows of at least a second: keep
+	// sending through more than one window and they turn positive.
+	b := n.dial(t, "b")
+	b.join("r")
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		a.sendText("r", fmt.Sprint("m", i))
+		if i%5 == 4 {
+			_, r = apiCall(t, n, "GET", "/api/stats", "s3cret", nil)
+			if r.num("messages_per_second") > 0 && r.num("deliveries_per_second") >= r.num("messages_per_second") {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("after 5 s of sending, stats rates are %v msgs/s and %v deliveries/s, want positive",
+		r["messages_per_second"], r["deliveries_per_second"])
 }

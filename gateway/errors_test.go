@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway"
 )
 
@@ -142,25 +143,60 @@ func TestMessageSizeLimit(t *testing.T) {
 	a.expectClose(1009)
 }
 
+// The size limit applies to a message after joining its fragments, and
+// fragments within it make one request. Sent as real fragments: a client
+// library may buffer its writes into one frame.
 func TestFragmentedMessageMeasuredWhole(t *testing.T) {
 	const max = 1024
 	n := startNode(t, func(c *gateway.Config) { c.MaxMessageBytes = max })
-	a := n.dial(t, "alice")
-	w, err := a.ws.NextWriter(websocket.TextMessage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Three fragments of 400 bytes: each is small, together over the limit.
-	msg := `{"type":"ping","id":"` + strings.Repeat("p", 1200) + `"}`
-	for len(msg) > 0 {
-		k := min(400, len(msg))
-		if _, err := w.Write([]byte(msg[:k])); err != nil {
-			t.Fatal(err)
+	fragments := func(a *client, msg string) {
+		t.Helper()
+		for i := 0; i < len(msg); i += 100 {
+			end := min(i+100, len(msg))
+			var first byte // continuation
+			if i == 0 {
+				first = 0x01 // text
+			}
+			if end == len(msg) {
+				first |= 0x80 // FIN
+			}
+			if _, err := a.ws.UnderlyingConn().Write(rawFrame(first, []byte(msg[i:end]))); err != nil {
+				t.Fatal(err)
+			}
 		}
-		msg = msg[k:]
 	}
-	_ = w.Close()
+	a := n.dial(t, "alice")
+	// Nine fragments of at most 100 bytes, 900 in all: one ping.
+	under := `{"type":"ping","id":"frag","pad":"` + strings.Repeat("p", 900-36) + `"}`
+	fragments(a, under)
+	if f := a.next(); f.str("type") != "pong" || f.str("id") != "frag" {
+		t.Fatalf("a %d-byte message in fragments: %v, want its pong", len(under), f)
+	}
+	// Eleven fragments, each small, 1,100 bytes together: over the limit.
+	fragments(a, `{"type":"ping","id":"big","pad":"`+strings.Repeat("p", 1100-35)+`"}`)
 	a.expectClose(1009)
+}
+
+// A bug in a handler costs its own connection (1011), not the node or
+// another connection: the panic is provoked through the real read path.
+func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
+	gateway.SetHandleHook(func(req *codec.Request) {
+		if req.Type == "ping" && req.ID == "boom" {
+			panic("provoked by the test")
+		}
+	})
+	t.Cleanup(func() { gateway.SetHandleHook(nil) })
+	n := startNode(t, nil)
+	a, b := n.dial(t, "alice"), n.dial(t, "bob")
+	b.join("general")
+	a.send(map[string]any{"type": "ping", "id": "boom"})
+	a.expectClose(1011)
+	if f := b.request(map[string]any{"type": "ping", "id": "still"}); f.str("type") != "pong" {
+		t.Fatalf("another connection after the panic: %v", f)
+	}
+	c := n.dial(t, "carol")
+	c.join("general")
+	c.sendText("general", "the node lives")
 }
 
 func TestInvalidUTF8Closes1007(t *testing.T) {

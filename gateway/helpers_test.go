@@ -181,7 +181,9 @@ func (c *client) quiet(typ string, d time.Duration) {
 		select {
 		case f, ok := <-c.frames:
 			if !ok {
-				return
+				// A closed connection is not a quiet one: it would
+				// pass any "nothing arrives" check.
+				c.t.Fatalf("%s: connection closed while waiting for quiet", c.user)
 			}
 			if typ == "" || f.str("type") == typ {
 				c.t.Fatalf("%s: unexpected frame %v", c.user, f)

@@ -38,6 +38,11 @@ const (
 	closeAbuse        = 4002
 )
 
+// handleHook, when set (by tests only, before any node starts), runs
+// before each decoded request is handled: it lets a test provoke a
+// handler panic through the real read path.
+var handleHook func(*codec.Request)
+
 // typingEvery is the typing throttle per user and room (docs/protocol.md).
 const typingEvery = int64(2 * time.Second)
 
@@ -148,6 +153,9 @@ func (ss *session) allow(now int64, id string) bool {
 }
 
 func (ss *session) handle(req *codec.Request, now int64) {
+	if handleHook != nil {
+		handleHook(req)
+	}
 	switch req.Type {
 	case "join":
 		ss.join(req)

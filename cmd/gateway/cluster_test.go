@@ -114,6 +114,12 @@ func TestPresenceOfKilledNodeExpires(t *testing.T) {
 		return f["type"] == "presence" && f["user"] == "alice" && f["online"] == false
 	})
 	took := time.Since(start)
+	// README: ~1 s with a 300 ms refresh (entries expire after 3 x 300 ms,
+	// then the next sweep announces them); 1.5 s leaves room for the sweep
+	// and scheduling, not for a broken expiry.
+	if took > 1500*time.Millisecond {
+		t.Fatalf("alice announced offline %v after her node died, want about 1 s (3 x --presence-refresh 300ms)", took)
+	}
 	if l := list(); l["total"] != 1.0 {
 		t.Fatalf("presence after node a died: %v", l)
 	}

@@ -69,7 +69,7 @@ func buildGateway(t *testing.T) string {
 	return gatewaytest.Build(t, ".", "-X main.version=v9.9.9-test -X main.commit=abc1234")
 }
 
-var listenLine = regexp.MustCompile(`ws=ws://(\S+)/ws admin=(\S+)`)
+var listenLine = regexp.MustCompile(`ws=ws://(\S+)/ws (?:page=\S+ )?admin=(\S+)`)
 
 // TestDrainOnSIGTERM runs the real binary: SIGTERM makes /readyz and new
 // upgrades answer 503, closes every connection with 1001 spread over the

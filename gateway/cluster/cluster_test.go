@@ -140,7 +140,25 @@ func TestSubscriptionsFollowLocalMembers(t *testing.T) {
 		t.Fatalf("subscribers with two local members: %d", got)
 	}
 	n.Release("r")
-	time.Sleep(100 * time.Millisecond)
+	// A barrier instead of a sleep: subscription changes are applied in
+	// order, so once another room's release has taken effect, a wrong
+	// unsubscribe of "r" queued before it would have too.
+	if err := n.Acquire(ctx, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	n.Release("barrier")
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		m, err := c.PubSubNumSub(ctx, channelOf("barrier")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m[channelOf("barrier")] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the barrier room was never unsubscribed")
+		}
+	}
 	if got := numsub(); got != 1 {
 		t.Fatalf("subscribers with one local member left: %d", got)
 	}

@@ -67,13 +67,24 @@ func TestJoinRacingPublish(t *testing.T) {
 
 	sinks := make([]*recorder, joiners)
 	done := make(chan struct{})
+	// The publisher signals its progress, and each join waits for the next
+	// signal: joins land in the middle of the stream every run, not only
+	// when the scheduler happens to interleave them.
+	progress := make(chan struct{}, joiners+1)
 	go func() {
 		defer close(done)
 		for i := 0; i < total; i++ {
 			rs.publish(h)
+			if (i+1)%(total/(joiners+2)) == 0 {
+				select {
+				case progress <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}()
 	for i := range sinks {
+		<-progress
 		sinks[i] = &recorder{}
 		c := h.NewClient("u"+itoa(uint64(i+1)), "s", sinks[i], now())
 		if _, err := h.Join(c, rs.room, func() ([]byte, uint64, error) {
@@ -106,7 +117,7 @@ func TestJoinRacingPublish(t *testing.T) {
 		}
 	}
 	if !sawMiddle {
-		t.Log("no join landed in the middle of the stream this run")
+		t.Fatal("no join landed in the middle of the stream: the race was not exercised")
 	}
 }
 

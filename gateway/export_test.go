@@ -1,0 +1,7 @@
+package gateway
+
+import "github.com/chatgw/gateway/codec"
+
+// SetHandleHook sets the hook run before each request is handled, for the
+// lifetime of the test binary (tests that use it do not run in parallel).
+func SetHandleHook(f func(req *codec.Request)) { handleHook = f }
