@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/chatgw/gateway/gateway"
+	"github.com/chatgw/gateway/internal/redistest"
 )
 
 // scrape reads /metrics and parses it with Prometheus's own text parser.
@@ -201,5 +202,21 @@ func TestRefusedHandshakesCounted(t *testing.T) {
 	}
 	if got := value(t, m, "gateway_handshakes_refused_total", "reason=bad_request"); got != 1 {
 		t.Errorf("refused{bad_request} = %v, want 1", got)
+	}
+}
+
+// A cluster node exports no history gauges: its history is in Redis, and a
+// canned 0 would read as an empty store.
+func TestClusterNodeHasNoHistoryGauges(t *testing.T) {
+	r := redistest.Start(t)
+	n := startCluster(t, 1, r.URL())[0]
+	m := n.scrape(t)
+	for _, name := range []string{"gateway_history_messages", "gateway_history_bytes", "gateway_history_rooms"} {
+		if _, ok := m[name]; ok {
+			t.Errorf("a cluster node exports %s", name)
+		}
+	}
+	if _, ok := m["gateway_connections"]; !ok {
+		t.Fatal("the scrape has no gateway_connections: it read nothing")
 	}
 }

@@ -143,9 +143,13 @@ func New(cfg Config) (*Server, error) {
 		CoalesceMax:        cfg.CoalesceMax,
 		Observer:           s.m.Observer(),
 	})
-	s.m.Node(s.hub, s.historySize)
 	if mem, ok := s.store.(*history.Memory); ok {
+		s.m.Node(s.hub, func() float64 { return float64(mem.Messages()) })
 		s.m.History(mem)
+	} else {
+		// Redis holds the cluster's history: no cheap count, so no
+		// gauge rather than a canned 0.
+		s.m.Node(s.hub, nil)
 	}
 
 	mux := http.NewServeMux()
@@ -682,13 +686,4 @@ func refuseHTTP(w http.ResponseWriter, status int, reason string) {
 	}
 	_, _ = io.WriteString(conn, rawHTTP(status, reason, extra))
 	_ = conn.Close()
-}
-
-// historySize is the number of messages the history store holds, for the
-// metrics, or 0 when the store cannot tell cheaply.
-func (s *Server) historySize() float64 {
-	if st, ok := s.store.(interface{ Messages() int64 }); ok {
-		return float64(st.Messages())
-	}
-	return 0
 }
