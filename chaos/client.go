@@ -29,15 +29,11 @@ type client struct {
 	user string
 	room string
 
-	mu         sync.Mutex
+	mu sync.Mutex // guards what follows, the ledger included
+	ledger
 	ws         *websocket.Conn
 	node       int
-	epoch      string
-	last       uint64            // last seq delivered in the room
-	got        map[uint64]string // seq -> text, as delivered (after de-duplication by seq)
-	dups       int               // deliveries of a seq already delivered (before de-duplication)
-	gaps       int               // a seq more than one past the last, outside a resume
-	unacked    map[string]sent   // key -> message
+	unacked    map[string]sent // key -> message
 	nextMsg    int
 	online     bool
 	reconnects int
@@ -45,7 +41,7 @@ type client struct {
 
 func newClient(r *Run, id int) *client {
 	return &client{run: r, id: id, user: fmt.Sprint("c", id), room: fmt.Sprint("r", id%r.cfg.Rooms),
-		node: id % len(r.cluster.Addrs), got: map[uint64]string{}, unacked: map[string]sent{}}
+		node: id % len(r.cluster.Addrs), ledger: ledger{got: map[uint64]string{}}, unacked: map[string]sent{}}
 }
 
 func (c *client) addr() string {
@@ -108,7 +104,7 @@ func (c *client) connect(first bool) bool {
 			continue
 		}
 		_ = ws.SetReadDeadline(time.Time{})
-		c.joined(j, first)
+		c.joined(j, !first)
 		if !first {
 			c.run.reconnected(c, time.Since(lost), j["recovered"] == true)
 			c.mu.Lock()
@@ -129,48 +125,6 @@ func (c *client) expect(ws *websocket.Conn, typ string) bool {
 		return false
 	}
 	return f["type"] == typ
-}
-
-// joined applies a joined frame: the epoch, and the messages it carries.
-func (c *client) joined(j map[string]any, first bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	epoch, _ := j["epoch"].(string)
-	seq := uint64(num(j["seq"]))
-	if c.epoch != "" && epoch != c.epoch {
-		c.run.note("epoch of %s changed for %s: history reset", c.room, c.user)
-	}
-	c.epoch = epoch
-	msgs, _ := j["messages"].([]any)
-	for _, m := range msgs {
-		if mm, ok := m.(map[string]any); ok {
-			c.deliverLocked(mm, true)
-		}
-	}
-	if first || j["recovered"] != true {
-		c.last = max(c.last, seq)
-	}
-}
-
-func num(v any) float64 { f, _ := v.(float64); return f }
-
-func (c *client) deliverLocked(m map[string]any, resumed bool) {
-	seq := uint64(num(m["seq"]))
-	text, _ := m["text"].(string)
-	switch {
-	case seq <= c.last:
-		if _, seen := c.got[seq]; seen && !resumed {
-			c.dups++
-			if c.dups <= 2 {
-				c.run.note("%s in %s got seq %d again (last %d, %d reconnects)", c.user, c.room, seq, c.last, c.reconnects)
-			}
-		}
-		return
-	case seq > c.last+1 && c.last > 0 && !resumed:
-		c.gaps++
-	}
-	c.last = seq
-	c.got[seq] = text
 }
 
 func (c *client) write(v any) {
@@ -198,12 +152,12 @@ func (c *client) frame(f map[string]any) {
 	case "message":
 		if f["room"] == c.room {
 			c.mu.Lock()
-			c.deliverLocked(f, false)
+			c.deliverLocked(f, true)
 			c.mu.Unlock()
 		}
 	case "joined": // the unsolicited one: the room's history was lost
 		if _, ok := f["id"]; !ok && f["room"] == c.room {
-			c.joined(f, true)
+			c.joined(f, false)
 		}
 	case "ack":
 		id, _ := f["id"].(string)
@@ -220,6 +174,9 @@ func (c *client) frame(f map[string]any) {
 	case "error":
 		// unavailable (Redis down): kept unacknowledged, sent again on
 		// the next tick with the same key.
+		if f["code"] == "unavailable" {
+			c.run.unavailable()
+		}
 	}
 }
 

@@ -217,11 +217,25 @@ func (c *Cluster) StartNode(i int) error {
 	return c.waitNode(i)
 }
 
-// RestartRedis kills redis-server and starts it again on the same port
-// and append-only file, and waits until every node is ready again.
+// RestartRedis kills redis-server, waits until every running node has
+// noticed (/readyz answers 503, as README "When a part fails" says), starts
+// it again on the same port and append-only file, and waits until every
+// node is ready again. Waiting for the nodes makes the outage one they
+// see: restarted within a few hundred milliseconds, Redis is back before a
+// node's health check has failed (go-redis retries hide it), and the run
+// would prove nothing about an outage.
 func (c *Cluster) RestartRedis() error {
 	c.redis.kill()
-	time.Sleep(300 * time.Millisecond) // the nodes notice: /readyz goes 503
+	if err := waitFor("nodes not ready while Redis is down", 10*time.Second, func() bool {
+		for i, p := range c.nodes {
+			if !p.down && httpOK("http://"+c.admins[i]+"/readyz") {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
 	if err := c.redis.start(); err != nil {
 		return err
 	}

@@ -29,6 +29,20 @@ func decodeSeeds() [][]byte {
 		`{"type":"presence","id":"6","room":"general"}`,
 		`{"type":"refresh","id":"7","token":"a.b.c"}`,
 		`{"type":"ping","id":"8"}`,
+		// valid although the server may answer with an error: the decoder
+		// must not refuse them (limit is clamped, an unknown type is
+		// unknown_type, an empty text with data is a message)
+		`{"type":"history","id":"h","room":"r","limit":100000}`,
+		`{"type":"join","id":"j","room":"r","since":{"seq":18446744073709551615,"epoch":""}}`,
+		`{"type":"send","room":"r","text":"","data":{"k":1},"key":"` + strings.Repeat("k", 64) + `"}`,
+		`{"type":"frobnicate"}`,
+		`{"type":" "}`,
+		// field names fold case (KELVIN SIGN and LONG S too), and the id
+		// found that way is echoed after a refusal
+		`{"TYPE":"join","Id":"x","ROOM":"r","\u017fince":{"SEQ":1,"Epoch":"e"}}`,
+		`{"type":"join","ID":"upper","limit":"x"}`,
+		`{"type":"join","id":"a","id":"b","limit":"x"}`,
+		`{"type":"join","id":"a","id":5,"limit":"x"}`,
 		// empty and whitespace
 		``, ` `, "\n\t\r ", `{}`, `[]`, `null`, `""`, `0`,
 		// deep nesting
@@ -123,6 +137,72 @@ type stdRequest struct {
 	Token  string          `json:"token"`
 }
 
+// refDecodeRequest is what FuzzDecodeRequest holds DecodeRequest to, in
+// both directions: a frame is a valid request exactly when this accepts it,
+// and then with exactly these values. It is encoding/json decoding into
+// the same fields, plus the rules docs/protocol.md states ("Requests and
+// replies", "Limits", "send"):
+//
+//   - the frame is one JSON object; a field of the wrong JSON type refuses
+//     the whole frame; unknown fields are ignored;
+//   - "type" must be a non-empty string (an empty one counts as none);
+//   - "id" and "key" are at most MaxIDLen bytes (after unescaping);
+//   - "data": null is the same as no data.
+//
+// On refusal it also gives the id the error reply must echo: a string id of
+// at most MaxIDLen bytes, when the frame is JSON at all ("its id is still
+// echoed"), else none.
+//
+// Where encoding/json has a rule of its own, it is the reference's rule, and
+// DecodeRequest must follow it too; none of these is a deliberate
+// difference:
+//
+//   - duplicate keys: the last one wins (`{"type":"a","type":"b"}` is b;
+//     `"data":{..},"data":null` is no data);
+//   - field names match case-insensitively, with Unicode simple folding
+//     ("\u212aey", KELVIN SIGN, is "key");
+//   - lone surrogate escapes and invalid UTF-8 inside strings decode to
+//     U+FFFD (a text frame that is not UTF-8 is closed with 1007 before
+//     it gets here, so only escapes reach the gateway);
+//   - nesting deeper than 10000 levels is refused, even inside an ignored
+//     field;
+//   - numbers must fit their field exactly: 1.0 or 1e2 is not an int, -0
+//     is not a uint64.
+//
+// Sizes are the one thing not compared: DecodeRequest has no size limit of
+// its own, because the gateway measures a message against
+// --max-message-bytes (1009) before decoding it.
+func refDecodeRequest(in []byte) (req Request, echoID string, ok bool) {
+	var std stdRequest
+	if err := json.Unmarshal(in, &std); err != nil {
+		return Request{}, refEchoID(in), false
+	}
+	if len(std.ID) > MaxIDLen {
+		return Request{}, "", false
+	}
+	if std.Type == "" || len(std.Key) > MaxIDLen {
+		return Request{}, std.ID, false
+	}
+	if string(std.Data) == "null" {
+		std.Data = nil
+	}
+	return Request(std), "", true
+}
+
+// refEchoID is the id of a frame that is JSON but not a valid request (a
+// field of the wrong type, say): a string of at most MaxIDLen bytes, or
+// none.
+func refEchoID(in []byte) string {
+	var o struct {
+		ID json.RawMessage `json:"id"`
+	}
+	var id string
+	if json.Unmarshal(in, &o) != nil || json.Unmarshal(o.ID, &id) != nil || len(id) > MaxIDLen {
+		return ""
+	}
+	return id
+}
+
 func checkDecodeRequest(t *testing.T, in []byte) {
 	orig := append([]byte(nil), in...)
 
@@ -140,48 +220,40 @@ func checkDecodeRequest(t *testing.T, in []byte) {
 		t.Fatalf("DecodeRequest modified its input")
 	}
 
+	// Both directions: refusing a valid request fails as surely as
+	// accepting an invalid one.
+	want, wantID, valid := refDecodeRequest(in)
+	switch {
+	case err == nil && !valid:
+		t.Fatalf("accepted what the reference refuses: %q -> %s", in, describe(r))
+	case err != nil && valid:
+		t.Fatalf("refused a valid request: %q: %v\n reference: %s", in, err, describe(want))
+	}
+
 	if err != nil {
 		if !errors.Is(err, ErrBadRequest) {
 			t.Fatalf("error %v does not wrap ErrBadRequest", err)
 		}
-		if len(r.ID) > MaxIDLen || dirty.ID != r.ID {
-			t.Fatalf("after error: ID %q (reused: %q)", r.ID, dirty.ID)
+		if r.ID != wantID || dirty.ID != r.ID {
+			t.Fatalf("after error on %q: ID %q (reused: %q), reference echoes %q", in, r.ID, dirty.ID, wantID)
 		}
 		return
 	}
 	if !reflect.DeepEqual(normData(r), normData(dirty)) {
 		t.Fatalf("fresh and reused Request differ:\n%s\n%s", describe(r), describe(dirty))
 	}
-	if r.Type == "" {
-		t.Fatalf("accepted with empty Type: %s", describe(r))
+	if !reflect.DeepEqual(normData(r), normData(want)) {
+		t.Fatalf("differs from the reference on %q:\n got  %s\n want %s", in, describe(r), describe(want))
 	}
-	if len(r.ID) > MaxIDLen || len(r.Key) > MaxIDLen {
-		t.Fatalf("accepted id of %d bytes, key of %d bytes", len(r.ID), len(r.Key))
-	}
+	// Data goes into message frames verbatim (the reference takes it
+	// verbatim too, so this guards the reference as much as the decoder).
 	if len(r.Data) > 0 && (!json.Valid(r.Data) || string(r.Data) == "null") {
 		t.Fatalf("accepted Data that is not one JSON value: %q", r.Data)
-	}
-	// Only valid JSON is accepted (encoding/json is the reference).
-	if !json.Valid(in) {
-		t.Fatalf("accepted input that encoding/json rejects: %q -> %s", in, describe(r))
 	}
 	for _, s := range []string{r.Type, r.ID, r.Room, r.To, r.Key, r.Token} {
 		if !utf8.ValidString(s) {
 			t.Fatalf("decoded string %q is not valid UTF-8", s)
 		}
-	}
-	// Differential: encoding/json, the reference, accepts the frame too and
-	// decodes every field the same (including its case-insensitive and
-	// Unicode-folded key matching, and U+FFFD for bad UTF-8 and surrogates).
-	var std stdRequest
-	if stdErr := json.Unmarshal(in, &std); stdErr != nil {
-		t.Fatalf("accepted input that encoding/json rejects: %v\n%q", stdErr, in)
-	}
-	if string(std.Data) == "null" {
-		std.Data = nil
-	}
-	if want := Request(std); !reflect.DeepEqual(normData(r), normData(want)) {
-		t.Fatalf("differs from encoding/json on %q:\n got  %s\n want %s", in, describe(r), describe(want))
 	}
 
 	// Nothing aliases the input.

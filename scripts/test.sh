@@ -32,6 +32,11 @@ RACE_PKGS="./codec/... ./gateway/hub/... ./gateway/history/... ./gateway/limit/.
 echo "== go test -race $RACE_PKGS"
 go test -race -count=1 $RACE_PKGS
 
+# Allocation counts mean nothing under -race (the detector allocates, and
+# those tests skip there): run them plain.
+echo "== go test (allocation counts, no -race)"
+go test -count=1 -run 'Allocs$' ./codec
+
 echo "== go test (end-to-end over real sockets)"
 go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/... ./chaos/...
 
@@ -51,6 +56,7 @@ echo "== fuzz"
 fuzz FuzzDecodeRequest ./codec "$FUZZTIME"
 fuzz FuzzAppendString ./codec "$FUZZTIME"
 fuzz FuzzVerify ./gateway/auth "$FUZZTIME"
+fuzz FuzzVerifyClaims ./gateway/auth "$FUZZTIME"
 fuzz FuzzHandleFrames ./gateway "$FUZZTIME"
 # Each input here costs real sockets to a real process: fewer inputs.
 fuzz FuzzRawStream ./attack "${FUZZTIME_RAW:-2000x}"
