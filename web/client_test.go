@@ -3,8 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,20 +50,13 @@ func startClient(p *tab, base, opts string) {
 
 func disconnect(t *testing.T, srv *gateway.Server, user string, code int) {
 	t.Helper()
-	body := fmt.Sprintf(`{"user":%q,"code":%d}`, user, code)
-	req, _ := http.NewRequest("POST", "http://"+srv.AdminAddr()+"/api/disconnect", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer k")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("disconnect %s: %v %v", user, err, resp)
-	}
-	_ = resp.Body.Close()
+	apiPost(t, srv, "/api/disconnect", fmt.Sprintf(`{"user":%q,"code":%d}`, user, code))
 }
 
 // TestClientStopsOn4002AndReconnectsOn1001: 4002 (abuse) ends the client
 // for good; 1001 (draining) reconnects at once.
 func TestClientStopsOn4002AndReconnectsOn1001(t *testing.T) {
-	srv := startNode(t, func(c *gateway.Config) { c.APIKey = "k" })
+	srv := startNode(t, withAPI)
 	b := browser(t)
 	p := newTab(t, b, "client")
 	startClient(p, "http://"+srv.Addr(), `{ user: "carol" }`)
@@ -84,6 +75,10 @@ func TestClientStopsOn4002AndReconnectsOn1001(t *testing.T) {
 	}
 	if n := srv.Hub().Stats().Connections; n != 0 {
 		t.Fatalf("after 4002 the client reconnected: %d connections", n)
+	}
+	// A send now could never go out: it fails at once instead of waiting.
+	if got := evalIn[string](p, `c.send("general", "too late").then(() => "sent", (e) => e.code)`, chromedp.EvalAwaitPromise); got != "stopped" {
+		t.Fatalf("a send after 4002: %q", got)
 	}
 }
 

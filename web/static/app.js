@@ -8,11 +8,17 @@ const wsURL = (location.protocol === "https:" ? "wss://" : "ws://") + location.h
 let client = null;
 let me = "";
 let current = ""; // the room shown
-const rooms = new Map(); // room -> {msgs: [], unread, users: Set, reads: Map(user -> seq), typing: Map(user -> timer)}
+// room -> {msgs: [] (messages and markers, in order), pending: [] (own
+// messages not seen back yet, shown below msgs), unread, users: Set,
+// reads: Map(user -> seq), typing: Map(user -> timer)}
+const rooms = new Map();
 let countdown = null;
+const list = $("messages");
 
 function roomState(room) {
-  if (!rooms.has(room)) rooms.set(room, { msgs: [], unread: 0, users: new Set(), reads: new Map(), typing: new Map() });
+  if (!rooms.has(room)) {
+    rooms.set(room, { msgs: [], pending: [], unread: 0, users: new Set(), reads: new Map(), typing: new Map() });
+  }
   return rooms.get(room);
 }
 
@@ -23,12 +29,22 @@ function showError(text) {
   $("error").textContent = text || "";
 }
 
+// lastSeq is the seq of the newest message of the room's current epoch (0
+// if none has come since a history reset).
+function lastSeq(st) {
+  const e = st.msgs[st.msgs.length - 1];
+  return e && !e.marker ? e.seq : 0;
+}
+
 // --- connection state ---------------------------------------------------
 
 function showState(d) {
   const el = $("state");
   clearInterval(countdown);
   el.className = d.state;
+  // Who is online is only known while the page is.
+  $("online").classList.toggle("stale", d.state !== "online");
+  $("online").title = d.state === "online" ? "" : "as of the last connection";
   switch (d.state) {
     case "connecting":
       el.textContent = "connecting…";
@@ -54,11 +70,37 @@ function showState(d) {
   }
 }
 
+// --- the message list's scrolling -----------------------------------------
+
+// The list sticks to the bottom while the user is there; new messages
+// below the fold show the "new messages" button instead.
+const atBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+let stuck = true;
+
+function toBottom() {
+  list.scrollTop = list.scrollHeight;
+  stuck = true;
+  $("new-msgs").hidden = true;
+}
+
+list.addEventListener("scroll", () => {
+  stuck = atBottom();
+  if (stuck) $("new-msgs").hidden = true;
+});
+// A narrower or shorter list (a phone's keyboard, a rotation) keeps the
+// newest message in view.
+new ResizeObserver(() => stuck && toBottom()).observe(list);
+$("new-msgs").addEventListener("click", () => {
+  toBottom();
+  $("text").focus();
+});
+
 // --- rendering ------------------------------------------------------------
 
 function renderRooms() {
   const ul = $("rooms");
   ul.replaceChildren();
+  let unread = 0;
   for (const [room, st] of rooms) {
     const li = document.createElement("li");
     const b = document.createElement("button");
@@ -67,6 +109,7 @@ function renderRooms() {
     b.textContent = label(room);
     if (room === current) b.setAttribute("aria-current", "true");
     if (st.unread && room !== current) {
+      unread += st.unread;
       const u = document.createElement("span");
       u.className = "unread";
       u.textContent = String(st.unread);
@@ -76,6 +119,8 @@ function renderRooms() {
     li.append(b);
     ul.append(li);
   }
+  $("menu-unread").hidden = !unread;
+  $("menu-unread").textContent = String(unread);
 }
 
 function fmtTime(ts) {
@@ -86,7 +131,7 @@ function fmtTime(ts) {
 function msgItem(m) {
   const li = document.createElement("li");
   li.className = "msg";
-  li.dataset.seq = String(m.seq);
+  if (m.seq !== undefined) li.dataset.seq = String(m.seq);
   li.dataset.room = m.room;
   const time = document.createElement("time");
   time.className = "time";
@@ -109,19 +154,46 @@ function msgItem(m) {
   return li;
 }
 
+function entryItem(e) {
+  if (!e.marker) return msgItem(e);
+  const li = document.createElement("li");
+  li.className = "marker";
+  li.setAttribute("role", "separator");
+  li.textContent = "history was reset on the server";
+  return li;
+}
+
+// A message of our own that is not confirmed yet, kept at the bottom.
+function localItem(p) {
+  const li = msgItem({ room: p.room, from: me, text: p.text, ts: p.ts });
+  li.classList.add("local", "pending");
+  p.status = document.createElement("span");
+  p.status.className = "status";
+  p.status.textContent = "sending…";
+  li.append(p.status);
+  return li;
+}
+
 function renderMessages() {
   const st = roomState(current);
-  const ol = $("messages");
-  ol.replaceChildren(...st.msgs.map(msgItem));
-  ol.scrollTop = ol.scrollHeight;
+  list.replaceChildren(...st.msgs.map(entryItem), ...st.pending.map((p) => p.li));
+  toBottom();
+  renderEmpty();
   renderSeen();
   renderTyping();
   renderOnline();
 }
 
+function renderEmpty() {
+  const st = roomState(current);
+  const el = $("empty");
+  el.hidden = !!(st.msgs.length || st.pending.length);
+  el.textContent = current === inbox() ? "No direct messages yet" : "No messages yet — say hello";
+}
+
 function renderSeen() {
   const st = roomState(current);
-  const last = st.msgs.length ? st.msgs[st.msgs.length - 1].seq : 0;
+  const last = lastSeq(st);
   const who = [...st.reads].filter(([u, seq]) => u !== me && last && seq >= last).map(([u]) => u).sort();
   $("seen").textContent = who.length ? "seen by " + who.join(", ") : "";
 }
@@ -142,9 +214,23 @@ function renderOnline() {
   );
 }
 
+// The rooms sidebar is a drawer on a phone's width, opened from the header.
+function openSide(open) {
+  $("chat").classList.toggle("side-open", open);
+  $("menu").setAttribute("aria-expanded", String(open));
+}
+$("menu").addEventListener("click", () => openSide(!$("chat").classList.contains("side-open")));
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && $("chat").classList.contains("side-open")) {
+    openSide(false);
+    $("menu").focus();
+  }
+});
+
 function show(room) {
   current = room;
   roomState(room).unread = 0;
+  openSide(false);
   $("room-name").textContent = label(room);
   $("leave").hidden = room === inbox();
   $("composer").hidden = room === inbox();
@@ -154,6 +240,21 @@ function show(room) {
   if (room !== inbox()) refreshPresence(room);
 }
 
+// append adds an entry (a message or a marker) to a room, above its
+// unconfirmed messages, keeping the view at the bottom if it was there.
+function append(st, e, room) {
+  st.msgs.push(e);
+  const trim = st.msgs.length > 500;
+  if (trim) st.msgs.shift();
+  if (room !== current) return;
+  const follow = stuck || atBottom();
+  if (trim && list.firstElementChild) list.firstElementChild.remove();
+  list.insertBefore(entryItem(e), list.querySelector("li.local"));
+  if (follow) toBottom();
+  else if (e.from !== me) $("new-msgs").hidden = false;
+  renderEmpty();
+}
+
 // --- read receipts ----------------------------------------------------------
 
 let readTimer = null;
@@ -161,8 +262,8 @@ function markRead() {
   clearTimeout(readTimer);
   readTimer = setTimeout(() => {
     const st = roomState(current);
-    if (!client || current === inbox() || document.hidden || !st.msgs.length) return;
-    const seq = st.msgs[st.msgs.length - 1].seq;
+    const seq = lastSeq(st);
+    if (!client || current === inbox() || document.hidden || !seq) return;
     if (st.sentRead !== seq) {
       st.sentRead = seq;
       client.read(current, seq);
@@ -173,21 +274,28 @@ document.addEventListener("visibilitychange", markRead);
 
 // --- events from the client --------------------------------------------------
 
+// takePending finds the unconfirmed message that m (one of ours) is: by
+// the ack's seq, or, when the message beats its ack, the oldest one not
+// acknowledged with the same text (a connection's sends are stored in the
+// order sent).
+function takePending(st, m) {
+  let i = st.pending.findIndex((p) => !p.failed && p.seq === m.seq);
+  if (i < 0) i = st.pending.findIndex((p) => !p.failed && p.seq === undefined && p.text === m.text && m.data === undefined);
+  return i < 0 ? null : st.pending.splice(i, 1)[0];
+}
+
 function onMessage(m) {
   const st = roomState(m.room);
   // Messages arrive once each, in seq order (the client de-duplicates).
-  st.msgs.push(m);
-  if (st.msgs.length > 500) st.msgs.shift();
+  const p = m.from === me ? takePending(st, m) : null;
+  if (p) p.li.remove();
+  append(st, m, m.room);
   const t = st.typing.get(m.from);
   if (t) {
     clearTimeout(t);
     st.typing.delete(m.from);
   }
   if (m.room === current) {
-    const ol = $("messages");
-    const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
-    ol.append(msgItem(m));
-    if (atBottom) ol.scrollTop = ol.scrollHeight;
     renderSeen();
     renderTyping();
     markRead();
@@ -195,6 +303,24 @@ function onMessage(m) {
     st.unread++;
     renderRooms();
   }
+}
+
+// onReset: the room's history was lost on the server (a new epoch). What
+// the page shows stays, under a marker; the new epoch's messages follow.
+function onReset(f) {
+  const st = roomState(f.room);
+  // Acknowledged in the old epoch but not seen back: they were stored, and
+  // lost with the rest.
+  for (const p of st.pending.filter((p) => p.seq !== undefined)) {
+    st.pending.splice(st.pending.indexOf(p), 1);
+    p.li.remove();
+    append(st, { room: f.room, seq: p.seq, ts: p.ts, from: me, text: p.text }, f.room);
+  }
+  const last = st.msgs[st.msgs.length - 1];
+  if (last && !last.marker) append(st, { marker: "reset", room: f.room }, f.room);
+  st.reads.clear();
+  st.sentRead = 0;
+  if (f.room === current) renderSeen();
 }
 
 async function refreshPresence(room) {
@@ -216,12 +342,7 @@ function connect(opts) {
     showState({ state: "online" });
   });
   client.addEventListener("message", (e) => onMessage(e.detail));
-  client.addEventListener("reset", (e) => {
-    // The room's history was lost on the server: start it over.
-    const st = roomState(e.detail.room);
-    st.msgs = [];
-    if (e.detail.room === current) renderMessages();
-  });
+  client.addEventListener("reset", (e) => onReset(e.detail));
   client.addEventListener("joined", (e) => {
     const r = e.detail.room;
     roomState(r);
@@ -281,6 +402,7 @@ $("login").addEventListener("submit", async (ev) => {
 async function start(opts) {
   $("login").hidden = true;
   $("chat").hidden = false;
+  $("menu").hidden = false;
   try {
     const w = await connect(opts);
     me = w.user;
@@ -310,6 +432,37 @@ $("leave").addEventListener("click", async () => {
   show([...rooms.keys()].find((r) => r !== inbox()) || inbox());
 });
 
+// sendText shows the message at once as pending ("sending…"), also while
+// the page is reconnecting: the client keeps it and sends it (again, with
+// the same key) until it is acknowledged. The ack marks it sent; the
+// message coming back takes its place in seq order.
+function sendText(room, text) {
+  const st = roomState(room);
+  const p = { room, text, ts: Date.now() };
+  p.li = localItem(p);
+  st.pending.push(p);
+  if (room === current) {
+    list.append(p.li);
+    toBottom();
+    renderEmpty();
+  }
+  client.send(room, text).then(
+    (ack) => {
+      if (!st.pending.includes(p)) return; // seen back already
+      p.seq = ack.seq;
+      p.ts = ack.ts;
+      p.li.classList.remove("pending");
+      p.status.textContent = "";
+    },
+    (e) => {
+      p.failed = true;
+      p.li.classList.replace("pending", "failed");
+      p.status.textContent = "not sent: " + e.message;
+      showError("not sent: " + e.message);
+    },
+  );
+}
+
 $("composer").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const input = $("text");
@@ -317,17 +470,69 @@ $("composer").addEventListener("submit", (ev) => {
   if (!text.trim() || !current || current === inbox()) return;
   input.value = "";
   showError("");
-  // Resolves with the ack, possibly after a reconnect: the client keeps it
-  // and re-sends it with the same key until it is acknowledged.
-  client.send(current, text).catch((e) => showError("not sent: " + e.message));
+  sendText(current, text);
+  typingAfterSend();
 });
 
-let lastTyping = 0;
+// Typing. The server forwards one typing event per user and room every 2 s
+// and drops the others (docs/protocol.md), and the other page shows it for 3 s.
+// So the page sends one at most every TYPING_EVERY (a little over 2 s) and,
+// when a keystroke falls inside that window, one more as the window closes
+// if there is still text in the field, and that one again TYPING_ECHO
+// later in case network jitter brought it to the server inside its window
+// (the server drops the echo when it forwarded the first): a user who
+// sends, types on and pauses is shown typing. The first keystroke after a
+// send goes out at once too (the throttle is reset on send); the server
+// forwards it when its own window allows.
+const TYPING_EVERY = 2100;
+const TYPING_ECHO = 500;
+const typingAt = new Map(); // room -> when the last typing went out
+let typingTrail = null;
+let typingReset = false;
+
+function typingAfterSend() {
+  clearTimeout(typingTrail);
+  typingTrail = null;
+  typingReset = true;
+}
+
+function sendTyping(room) {
+  typingAt.set(room, Date.now());
+  client.typing(room);
+}
+
+// trailTyping sends a typing event after delay if the user still has text
+// in the field of the same room and, with thenEcho, once more TYPING_ECHO
+// later.
+function trailTyping(room, delay, thenEcho) {
+  typingTrail = setTimeout(() => {
+    typingTrail = null;
+    if (current !== room || !$("text").value.trim()) return;
+    if (thenEcho) {
+      sendTyping(room);
+      trailTyping(room, TYPING_ECHO, false);
+    } else {
+      client.typing(room);
+    }
+  }, delay);
+}
+
 $("text").addEventListener("input", () => {
-  if (Date.now() - lastTyping > 2000 && current && current !== inbox()) {
-    lastTyping = Date.now();
-    client.typing(current);
+  const room = current;
+  if (!client || !room || room === inbox() || !$("text").value.trim()) return;
+  const since = Date.now() - (typingAt.get(room) || 0);
+  if (since >= TYPING_EVERY) {
+    clearTimeout(typingTrail);
+    typingTrail = null;
+    typingReset = false;
+    sendTyping(room);
+    return;
   }
+  if (typingReset) {
+    typingReset = false;
+    client.typing(room);
+  }
+  if (!typingTrail) trailTyping(room, TYPING_EVERY - since, true);
 });
 
 $("dm-form").addEventListener("submit", (ev) => {

@@ -16,6 +16,14 @@
 // exactly once; an application ping when the socket is quiet; close codes
 // (4002: stop; 4000: get a new token, then reconnect; 1001: reconnect at
 // once, with jitter).
+//
+// Events (CustomEvent; detail is the server's frame unless said): welcome,
+// joined, message, presence, typing, read; state ({state, retryIn, code,
+// ...}); close ({code, reason}); error (a ChatError); and reset, before the
+// joined frame (its detail) of a room whose history was lost on the
+// server (a new epoch). After a reset the room's seq starts over, so
+// messages are de-duplicated by seq within one epoch: the new epoch's
+// seq 1, 2, ... are delivered, not taken for the old ones.
 
 export class ChatError extends Error {
   constructor(code, message) {
@@ -330,6 +338,10 @@ export class ChatClient extends EventTarget {
   }
 
   _keyed(frame) {
+    if (this.stopped) {
+      // close() or 4002: nothing would ever send it.
+      return Promise.reject(new ChatError("stopped", "the client is closed"));
+    }
     const key = randomKey();
     return new Promise((resolve, reject) => {
       const u = { frame: { ...frame, key }, resolve, reject };
