@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lesismal/llib/std/crypto/tls"
@@ -39,6 +40,7 @@ type pendingSock struct {
 	ip    string   // client address without the port
 	bytes int      // bytes of the first request's head received so far
 	crlf  uint8    // how much of "\r\n\r\n" the bytes so far end with
+	done  bool     // a page request on it was answered
 	sess  *session // set by serveWS just before the upgrade
 }
 
@@ -114,15 +116,22 @@ func (h *handshakes) unpend(ip string) {
 
 // read counts the bytes of a socket's first request head (request line
 // and headers, up to the blank line) as they arrive, and reports whether
-// they are still within limit. What follows the head is nbio's to bound
-// (its ReadLimit): a page request's socket closes after one answer, and a
-// client must not send frames before the 101 (RFC 6455 4.1).
-func (h *handshakes) read(c net.Conn, data []byte, limit int) bool {
+// they are still within limit, and how many bytes of data to hand to nbio:
+// all of it up to and including the read that completes the head (a body
+// sent with the head reaches the parser, to be refused), nothing after. A
+// socket carries one request: a page answer says Connection: close (and
+// answered lets only one through), and a client must not send frames
+// before the 101 (RFC 6455 4.1), so pipelined requests cannot queue
+// answers on the node.
+func (h *handshakes) read(c net.Conn, data []byte, limit int) (int, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.m[c]
-	if p == nil || p.crlf == 4 {
-		return true // upgraded, closed, or its head is complete
+	if p == nil {
+		return len(data), true // upgraded or closed: not ours to count
+	}
+	if p.crlf == 4 {
+		return 0, true // after the head: dropped
 	}
 	for i, b := range data {
 		switch {
@@ -135,11 +144,53 @@ func (h *handshakes) read(c net.Conn, data []byte, limit int) bool {
 		}
 		if p.crlf == 4 {
 			p.bytes += i + 1
-			return p.bytes <= limit
+			return len(data), p.bytes <= limit
 		}
 	}
 	p.bytes += len(data)
-	return p.bytes <= limit
+	return len(data), p.bytes <= limit
+}
+
+// shutdown ends a socket from any goroutine: shutdown(2) rather than
+// close(2), so its descriptor stays allocated until nbio's poller sees the
+// hang-up and closes it on its own goroutine. nbio indexes connections by
+// descriptor; a close from another goroutine lets the poller apply an
+// event of the old socket to a new one that was given the same number.
+// Only sockets still in the set are touched: nbio reports a close (closed,
+// under the same lock) before it releases the descriptor.
+func (h *handshakes) shutdown(c net.Conn) {
+	c = rawConn(c)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m[c] != nil {
+		shutdownSocket(c)
+	}
+}
+
+// shutdownSocket shuts a socket down for reading and writing.
+func shutdownSocket(c net.Conn) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		_ = c.Close()
+		return
+	}
+	if rc, err := sc.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+	}
+}
+
+// answer reports whether a page request on c may be answered: only the
+// first one is, so a socket's pipelined requests get one answer.
+func (h *handshakes) answer(c net.Conn) bool {
+	c = rawConn(c)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.m[c]
+	if p == nil || p.done {
+		return false
+	}
+	p.done = true
+	return true
 }
 
 // attach makes sess the session of the socket c while it upgrades.
@@ -162,22 +213,20 @@ func (h *handshakes) session(c net.Conn) *session {
 	return nil
 }
 
-// expire closes the sockets accepted before cutoff, and returns how many it
-// closed. Their places are given back when nbio reports them closed.
+// expire shuts down the sockets accepted before cutoff, and returns how
+// many. Their places are given back when nbio reports them closed.
 func (h *handshakes) expire(cutoff int64) int {
-	var old []net.Conn
+	n := 0
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	for c, p := range h.m {
 		if p.at < cutoff {
-			old = append(old, c)
-			p.at = int64(^uint64(0) >> 1) // closed once, not once per sweep
+			shutdownSocket(c)
+			p.at = int64(^uint64(0) >> 1) // once, not once per sweep
+			n++
 		}
 	}
-	h.mu.Unlock()
-	for _, c := range old {
-		_ = c.Close()
-	}
-	return len(old)
+	return n
 }
 
 // farFuture is the read deadline nbio is given for sockets before their

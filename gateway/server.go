@@ -155,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	if !cfg.NoPage {
-		mux.Handle("/", web.Handler())
+		mux.Handle("/", s.oneAnswer(web.Handler()))
 	}
 	backstop := 0
 	if cfg.OutboundMaxBytes > 0 {
@@ -210,13 +210,12 @@ func New(cfg Config) (*Server, error) {
 	s.engine.OnData(s.onData)
 	s.engine.OnOpen(func(c net.Conn) { s.pending.add(c, time.Now().UnixNano()) })
 	s.engine.OnClose(func(c net.Conn, _ error) { s.pending.closed(c) })
-	// Anything but an upgrade is answered once and the socket closed, so
-	// pipelined page requests cannot queue answers on the node.
-	s.engine.OnRequest = func(_ http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/ws" {
-			r.Close = true
-		}
-	}
+	// A socket carries one request (onPlain drops the reads after the
+	// one that completes the first request head; oneAnswer answers one
+	// page request), and page answers say Connection: close so that the
+	// client closes. nbio's own close after an answer (r.Close) would run
+	// on a handler goroutine and race the poller over a reused descriptor
+	// (docs/nbio.md).
 	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if sess := sessionOf(c); sess != nil {
 			sess.c.Written(n)
@@ -411,7 +410,8 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
 	if !ok {
 		// Before the upgrade: the request is held to --max-header-bytes
 		// as it arrives, not once nbio has buffered all of it.
-		if !s.pending.read(c, data, s.cfg.MaxHeaderBytes) {
+		n, ok := s.pending.read(c, data, s.cfg.MaxHeaderBytes)
+		if !ok {
 			s.m.Refused("header_too_large")
 			s.logs.line("handshake refused", "status", http.StatusRequestHeaderFieldsTooLarge,
 				"reason", "request headers over --max-header-bytes", "remote", c.RemoteAddr().String())
@@ -421,6 +421,9 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
 				_, _ = c.Write([]byte(headersTooLarge))
 			}
 			_ = c.Close()
+			return
+		}
+		if data = data[:n]; len(data) == 0 {
 			return
 		}
 		if !isTLS {
@@ -467,6 +470,23 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
 		return
 	}
 	sess.c.Close(1002, "protocol error")
+}
+
+// oneAnswer serves only the first request a socket carries, with
+// Connection: close; pipelined ones after it get no answer (taken over
+// with Hijack, so nbio writes nothing for them). The client closes after
+// the answer, or the handshake sweep does.
+func (s *Server) oneAnswer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if res, ok := w.(*nbhttp.Response); ok && res.Parser != nil && !s.pending.answer(res.Parser.Conn) {
+			if hj, ok := w.(http.Hijacker); ok {
+				_, _, _ = hj.Hijack()
+				return
+			}
+		}
+		w.Header().Set("Connection", "close")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // socketOf returns the connection a WebSocket writes to, unwrapped from
@@ -561,7 +581,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	refuse := func(status int, label, reason string) {
 		s.m.Refused(label)
 		s.logs.line("handshake refused", "status", status, "reason", reason, "remote", ip)
-		refuseHTTP(w, status, reason)
+		s.refuseHTTP(w, status, reason)
 	}
 	if status, reason := checkUpgrade(r); status != 0 {
 		// Checked here rather than left to nbio's upgrader, which
@@ -666,7 +686,7 @@ func isLoopback(addr string) bool {
 // refuseHTTP answers a handshake with status and closes the connection:
 // a refused client keeps no socket on the node (nbio would keep an HTTP
 // connection alive for the next request).
-func refuseHTTP(w http.ResponseWriter, status int, reason string) {
+func (s *Server) refuseHTTP(w http.ResponseWriter, status int, reason string) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		http.Error(w, reason, status)
@@ -685,5 +705,5 @@ func refuseHTTP(w http.ResponseWriter, status int, reason string) {
 		extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
 	}
 	_, _ = io.WriteString(conn, rawHTTP(status, reason, extra))
-	_ = conn.Close()
+	s.pending.shutdown(conn)
 }

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,65 +11,14 @@ import (
 	"github.com/chatgw/gateway/internal/redistest"
 )
 
-// startNodeProcess runs the real binary as a cluster node and returns its
-// process and addresses.
-func startNodeProcess(t *testing.T, redisURL, id string) (*exec.Cmd, string, string) {
+// startNodeProcess runs the real binary as a cluster node, waits until it
+// is ready (Redis reached), and returns its process and addresses.
+func startNodeProcess(t *testing.T, redisURL, id string) (*gwProc, string, string) {
 	t.Helper()
-	cmd := exec.Command(buildGateway(t), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--redis-url", redisURL, "--node-id", id, "--presence-refresh", "300ms", "--rate", "10000", "--burst", "10000")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-			go func() {
-				rest, _ := io.ReadAll(stderr)
-				if t.Failed() || len(rest) > 0 && bytesContains(rest, "panic") {
-					t.Logf("node %s stderr:\n%s", id, rest)
-				}
-			}()
-			deadline := time.Now().Add(10 * time.Second)
-			for httpStatus(t, "http://"+m[2]+"/readyz") != 200 {
-				if time.Now().After(deadline) {
-					t.Fatalf("node %s never ready", id)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			return cmd, m[1], m[2]
-		}
-	}
-	t.Fatalf("node %s did not log its listen address", id)
-	return nil, "", ""
-}
-
-type wsFrame map[string]any
-
-func dialNode(t *testing.T, addr, user string) *websocket.Conn {
-	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/ws?user=%s", addr, user), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ws.Close() })
-	return ws
-}
-
-// readUntil reads frames until match holds, failing after d.
-func readUntil(t *testing.T, ws *websocket.Conn, d time.Duration, match func(wsFrame) bool) wsFrame {
-	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(d))
-	for {
-		var f wsFrame
-		if err := ws.ReadJSON(&f); err != nil {
-			t.Fatalf("waiting for a frame: %v", err)
-		}
-		if match(f) {
-			return f
-		}
-	}
+	p := startGateway(t, nil, "--redis-url", redisURL, "--node-id", id, "--presence-refresh", "300ms",
+		"--rate", "10000", "--burst", "10000")
+	poll(t, 10*time.Second, "node "+id+" ready", func() bool { return httpStatus(t, "http://"+p.admin+"/readyz") == 200 })
+	return p, p.addr, p.admin
 }
 
 // TestPresenceOfKilledNodeExpires: a node killed with SIGKILL cleans
@@ -106,7 +51,7 @@ func TestPresenceOfKilledNodeExpires(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := a.Process.Kill(); err != nil {
+	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -126,8 +71,6 @@ func TestPresenceOfKilledNodeExpires(t *testing.T) {
 	b, _ := json.Marshal(off)
 	t.Logf("alice offline %v after SIGKILL of her node: %s", took.Round(10*time.Millisecond), b)
 }
-
-func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 
 // TestClusterOfProcesses: three gateway processes on one Redis. Members on
 // every node see one seq order while all of them send at once, a DM

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"errors"
+	"flag"
 	"fmt"
-	"io"
-	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -13,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"flag"
-
-	"github.com/chatgw/gateway/internal/gatewaytest"
 	"github.com/gorilla/websocket"
 )
 
@@ -42,18 +38,48 @@ func TestApplyEnvPrecedence(t *testing.T) {
 	}
 }
 
+// TestHelpExplainsEveryFlag: every flag the binary defines, as its own
+// --help lists them, has an explanation there and a row in the README's
+// "## Flags" table, so adding a flag without documenting it fails here.
 func TestHelpExplainsEveryFlag(t *testing.T) {
 	bin := buildGateway(t)
 	out, err := exec.Command(bin, "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, f := range []string{"addr", "admin-addr", "node-id", "anonymous", "max-message-bytes", "rate", "burst",
-		"max-rooms", "heartbeat", "history-size", "presence-max-members", "outbound-max-bytes", "drain-timeout"} {
-		if !strings.Contains(string(out), "-"+f+" ") && !strings.Contains(string(out), "-"+f+"\n") {
-			t.Errorf("--help does not explain --%s", f)
+	help := helpFlags(string(out))
+	// The parser above must not silently find too few: --print-config
+	// names every flag but itself, --config and the secrets.
+	cfg, err := exec.Command(bin, "--print-config").Output()
+	if err != nil {
+		t.Fatalf("--print-config: %v", err)
+	}
+	for _, line := range strings.Split(string(cfg), "\n") {
+		if k, _, ok := strings.Cut(line, " = "); ok {
+			if _, listed := help[k]; !listed {
+				t.Errorf("--print-config has %q, which the --help parser did not find", k)
+			}
 		}
 	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := readmeFlags(t, string(readme))
+	for name, text := range help {
+		if strings.TrimSpace(text) == "" {
+			t.Errorf("--help does not explain --%s", name)
+		}
+		if !rows[name] {
+			t.Errorf("--%s has no row in the README's \"## Flags\" table", name)
+		}
+	}
+	for name := range rows {
+		if _, ok := help[name]; !ok {
+			t.Errorf("the README's \"## Flags\" table has --%s, which the binary does not define", name)
+		}
+	}
+	t.Logf("%d flags checked", len(help))
 	// A default is stated once: by the flag package, or in the text when
 	// it depends on something else (and then the flag has none).
 	for _, line := range strings.Split(string(out), "\n") {
@@ -63,13 +89,51 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	}
 }
 
-// buildGateway builds this command once, with a version and commit that
-// TestVersionCommand checks.
-func buildGateway(t *testing.T) string {
-	return gatewaytest.Build(t, ".", "-X main.version=v9.9.9-test -X main.commit=abc1234")
+// helpFlags maps each flag of flag.PrintDefaults' output ("  -name type"
+// then indented lines of usage) to its usage text.
+func helpFlags(help string) map[string]string {
+	flags := map[string]string{}
+	name := ""
+	for _, line := range strings.Split(help, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  -"):
+			name, _, _ = strings.Cut(strings.TrimPrefix(line, "  -"), " ")
+			flags[name] = ""
+		case strings.HasPrefix(line, "    \t") && name != "":
+			flags[name] += strings.TrimSpace(line) + " "
+		default:
+			name = ""
+		}
+	}
+	return flags
 }
 
-var listenLine = regexp.MustCompile(`ws=ws://(\S+)/ws (?:page=\S+ )?admin=(\S+)`)
+// readmeFlags returns the flags named in the first column of the README's
+// "## Flags" table (one or more `--name` per row).
+func readmeFlags(t *testing.T, readme string) map[string]bool {
+	t.Helper()
+	_, section, ok := strings.Cut(readme, "\n## Flags\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Flags" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	names := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if !strings.HasPrefix(line, "|") || len(cells) < 3 {
+			continue
+		}
+		for _, m := range readmeFlag.FindAllStringSubmatch(cells[1], -1) {
+			names[m[1]] = true
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal(`no flags found in the README's "## Flags" table`)
+	}
+	return names
+}
+
+var readmeFlag = regexp.MustCompile("`--([a-z0-9-]+)`")
 
 // TestDrainOnSIGTERM runs the real binary: SIGTERM makes /readyz and new
 // upgrades answer 503, closes every connection with 1001 spread over the
@@ -77,25 +141,8 @@ var listenLine = regexp.MustCompile(`ws=ws://(\S+)/ws (?:page=\S+ )?admin=(\S+)`
 func TestDrainOnSIGTERM(t *testing.T) {
 	const conns = 40
 	const drain = 2 * time.Second
-	bin := buildGateway(t)
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain-timeout", drain.String())
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	sc := bufio.NewScanner(stderr)
-	var addr, admin string
-	for sc.Scan() {
-		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-			addr, admin = m[1], m[2]
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatal("gateway did not log its listen address")
-	}
-	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	p := startGateway(t, nil, "--drain-timeout", drain.String())
+	addr, admin := p.addr, p.admin
 
 	type closed struct {
 		code int
@@ -103,11 +150,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 	results := make(chan closed, conns)
 	for i := 0; i < conns; i++ {
-		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/ws?user=u%d", addr, i), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ws.Close()
+		ws := dialNode(t, addr, fmt.Sprintf("u%d", i))
 		go func() {
 			for {
 				if _, _, err := ws.ReadMessage(); err != nil {
@@ -126,18 +169,13 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		t.Fatalf("/readyz before drain: %d", code)
 	}
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if code := httpStatus(t, "http://"+admin+"/readyz"); code != 503 {
-		t.Errorf("/readyz while draining: %d, want 503", code)
-	}
+	p.signal(syscall.SIGTERM)
+	poll(t, time.Second, "/readyz 503 after SIGTERM", func() bool { return httpStatus(t, "http://"+admin+"/readyz") == 503 })
 	if code := httpStatus(t, "http://"+admin+"/healthz"); code != 200 {
 		t.Errorf("/healthz while draining: %d, want 200", code)
 	}
-	if _, resp, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/ws?user=late", addr), nil); err == nil || resp == nil || resp.StatusCode != 503 {
-		t.Errorf("upgrade while draining: err %v, resp %v; want HTTP 503", err, resp)
+	if code, _ := upgrade(t, p.wsURL("user=late"), nil); code != 503 {
+		t.Errorf("upgrade while draining: HTTP %d, want 503", code)
 	}
 	var first, last time.Time
 	for i := 0; i < conns; i++ {
@@ -158,29 +196,12 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if spread := last.Sub(first); spread < drain/2 {
 		t.Errorf("closes spread over %v, want at least %v", spread, drain/2)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v, want status 0", err)
-		}
-	case <-time.After(drain + 3*time.Second):
-		t.Fatal("gateway did not exit after draining")
+	if err := p.waitExit(drain + 3*time.Second); err != nil {
+		t.Fatalf("exit: %v, want status 0", err)
 	}
 	if took := time.Since(start); took > drain+2*time.Second {
 		t.Fatalf("drain took %v with --drain-timeout %v", took, drain)
 	}
-}
-
-func httpStatus(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode
 }
 
 // Under `go run` (no VCS stamp) the version names the work tree's commit.

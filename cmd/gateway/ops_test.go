@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -13,15 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-func writeFile(t *testing.T, name, text string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func noEnv(string) (string, bool) { return "", false }
 
@@ -130,32 +120,19 @@ func TestVersionCommand(t *testing.T) {
 // are JSON with --log-format json.
 func TestProfileWrittenOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(buildGateway(t), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--profile", "cpu", "--profile-dir", dir, "--log-format", "json", "--drain-timeout", "200ms")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	sc := bufio.NewScanner(stderr)
+	p := startGateway(t, nil, "--profile", "cpu", "--profile-dir", dir, "--log-format", "json", "--drain-timeout", "200ms")
 	var line map[string]any
-	for sc.Scan() {
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatalf("log line is not JSON: %q", sc.Text())
-		}
-		if line["msg"] == "gateway listening" {
-			break
-		}
+	if err := json.Unmarshal([]byte(p.listen), &line); err != nil || line["level"] != "INFO" {
+		t.Fatalf("listening line %q: %v, want JSON at level INFO", p.listen, err)
 	}
-	if line["msg"] != "gateway listening" || line["level"] != "INFO" {
-		t.Fatalf("no JSON listening line; last %v", line)
-	}
-	go func() { _, _ = io.Copy(io.Discard, stderr) }()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
+	p.signal(syscall.SIGTERM)
+	if err := p.waitExit(10 * time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(p.log()), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("log line is not JSON: %q", l)
+		}
 	}
 	st, err := os.Stat(filepath.Join(dir, "cpu.pprof"))
 	if err != nil || st.Size() == 0 {
