@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -113,19 +114,57 @@ type Greeting struct {
 // rooms one by one (reading each joined reply), then hands the socket to the
 // event loop. It blocks; run it on a bounded number of goroutines.
 func (e *Engine) Dial(id int, user string, rooms []string, timeout time.Duration) (*Conn, *Greeting, error) {
+	nc, br, g, err := e.greet(user, rooms, timeout, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &Conn{ID: id, User: user}
+	if len(rooms) > 0 {
+		c.Room = rooms[0]
+	}
+	// Bytes already read past the greeting are parsed here, before the
+	// event loop owns the connection, so they come before anything newer
+	// and no two goroutines ever parse one connection.
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		e.parse(c, b)
+	}
+	// The session must be set before the poller sees the socket: a frame
+	// read in between would be dropped, and a dropped partial frame
+	// misaligns the stream for good.
+	nbc, err := nbio.NBConn(nc)
+	if err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	c.nc = nbc
+	nbc.SetSession(c)
+	if _, err := e.g.AddConn(nbc); err != nil {
+		_ = nbc.Close()
+		return nil, nil, err
+	}
+	return c, g, nil
+}
+
+// greet connects as user (control, if not nil, runs on the socket before
+// it connects), upgrades, reads welcome and the inbox's joined frame, and
+// joins rooms one by one, reading each joined reply. It returns the
+// blocking socket with its deadline cleared and the reader holding any
+// bytes read past the last joined frame.
+func (e *Engine) greet(user string, rooms []string, timeout time.Duration, control func(network, address string, rc syscall.RawConn) error) (net.Conn, *bufio.Reader, *Greeting, error) {
 	start := time.Now()
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: timeout, Control: control}
 	if len(e.srcs) > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: e.srcs[e.next.Add(1)%uint64(len(e.srcs))]}
 	}
 	nc, err := d.Dial("tcp", e.addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	_ = nc.SetDeadline(start.Add(timeout))
-	fail := func(err error) (*Conn, *Greeting, error) {
+	fail := func(err error) (net.Conn, *bufio.Reader, *Greeting, error) {
 		_ = nc.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var key [16]byte
 	_, _ = rand.Read(key[:])
@@ -190,31 +229,7 @@ func (e *Engine) Dial(id int, user string, rooms []string, timeout time.Duration
 	}
 	g.Took = time.Since(start)
 	_ = nc.SetDeadline(time.Time{})
-	c := &Conn{ID: id, User: user}
-	if len(rooms) > 0 {
-		c.Room = rooms[0]
-	}
-	// Bytes already read past the greeting are parsed here, before the
-	// event loop owns the connection, so they come before anything newer
-	// and no two goroutines ever parse one connection.
-	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		e.parse(c, b)
-	}
-	// The session must be set before the poller sees the socket: a frame
-	// read in between would be dropped, and a dropped partial frame
-	// misaligns the stream for good.
-	nbc, err := nbio.NBConn(nc)
-	if err != nil {
-		return fail(err)
-	}
-	c.nc = nbc
-	nbc.SetSession(c)
-	if _, err := e.g.AddConn(nbc); err != nil {
-		_ = nbc.Close()
-		return nil, nil, err
-	}
-	return c, g, nil
+	return nc, br, g, nil
 }
 
 // readFrame reads one unmasked server frame with blocking I/O.

@@ -5,7 +5,9 @@
 // nbio client engine: no goroutine per connection, frames encoded once up
 // front, dials bounded in flight and spread over several source addresses.
 // Scenarios (idle, connect, fanout, ramp, dm, churn) produce a Result
-// (result.go), which records the machine and gateway beside every figure;
+// (result.go), which records the machine and gateway beside every figure.
+// Fan-out loads can include slow readers (slow.go): raw sockets that join
+// and never read, so that the others' latency shows what they cost;
 // report.go renders results as Markdown and charts, plan.go turns them into a
 // capacity plan.
 //

@@ -1,6 +1,10 @@
 package bench
 
 import (
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
@@ -70,4 +74,116 @@ func MergeLatencies(ls ...*Latency) *Latency {
 		sum.h.Merge(hdrhistogram.Import(l.Snapshot))
 	}
 	return sum.Summary()
+}
+
+// timeline keeps a coarse latency histogram per second of a step. The zero
+// value records nothing until start.
+type timeline struct {
+	on    atomic.Bool // recording: lets record skip the lock when off
+	mu    sync.Mutex
+	t0    int64 // Unix ns of the step's start; 0: not recording
+	hists []*hdrhistogram.Histogram
+	// Per second, the largest kernel TCP memory (pages, whole machine)
+	// and gateway RSS sampled in it, and the fewest slow readers open.
+	tcpMem, rss, slowOpen []int64
+}
+
+// timelineMaxSeconds bounds a timeline (and its memory, ~5 KB a second).
+const timelineMaxSeconds = 3600
+
+func (t *timeline) start(at time.Time) {
+	t.mu.Lock()
+	t.t0, t.hists, t.tcpMem, t.rss, t.slowOpen = at.UnixNano(), nil, nil, nil, nil
+	t.on.Store(true)
+	t.mu.Unlock()
+}
+
+// sample records the machine's TCP memory, the gateway's RSS (pid 0: not
+// read) and the slow readers still open (-1: none dialled) for the second
+// now falls in.
+func (t *timeline) sample(now time.Time, pid, slowOpen int) {
+	if !t.on.Load() {
+		return
+	}
+	t.mu.Lock()
+	t0 := t.t0
+	t.mu.Unlock()
+	if t0 == 0 {
+		return
+	}
+	_, mem := SockStat()
+	var rss int64
+	if pid > 0 {
+		rss = ProcessRSS(pid)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sec := int((now.UnixNano() - t.t0) / int64(time.Second))
+	if t.t0 == 0 || sec < 0 || sec >= timelineMaxSeconds {
+		return
+	}
+	for len(t.tcpMem) <= sec {
+		t.tcpMem, t.rss, t.slowOpen = append(t.tcpMem, 0), append(t.rss, 0), append(t.slowOpen, -1)
+	}
+	t.tcpMem[sec], t.rss[sec] = max(t.tcpMem[sec], mem), max(t.rss[sec], rss)
+	if slowOpen >= 0 && (t.slowOpen[sec] < 0 || int64(slowOpen) < t.slowOpen[sec]) {
+		t.slowOpen[sec] = int64(slowOpen)
+	}
+}
+
+// record adds a latency of us µs for a delivery received at now (Unix ns).
+func (t *timeline) record(now, us int64) {
+	if !t.on.Load() {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.t0 == 0 || now < t.t0 {
+		return
+	}
+	sec := int((now - t.t0) / int64(time.Second))
+	if sec >= timelineMaxSeconds {
+		return
+	}
+	for len(t.hists) <= sec {
+		t.hists = append(t.hists, nil)
+	}
+	h := t.hists[sec]
+	if h == nil {
+		h = hdrhistogram.New(1, 60_000_000, 2)
+		t.hists[sec] = h
+	}
+	_ = h.RecordValue(min(max(us, 1), 60_000_000))
+}
+
+// stop ends recording and returns one entry per second (nil if it was not
+// recording).
+func (t *timeline) stop() []TimelineSecond {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.t0 == 0 {
+		return nil
+	}
+	out := make([]TimelineSecond, max(len(t.hists), len(t.tcpMem)))
+	for i := range out {
+		out[i].T = i
+		switch {
+		case i < len(t.tcpMem) && (t.slowOpen[i] >= 0 || t.tcpMem[i] > 0 || t.rss[i] > 0):
+			out[i].TCPMemPages, out[i].GatewayRSS = t.tcpMem[i], t.rss[i]
+			out[i].SlowOpen = max(t.slowOpen[i], 0)
+		case i > 0: // not sampled in this second: the last sample stands
+			out[i].TCPMemPages, out[i].GatewayRSS, out[i].SlowOpen = out[i-1].TCPMemPages, out[i-1].GatewayRSS, out[i-1].SlowOpen
+		}
+		if i >= len(t.hists) || t.hists[i] == nil {
+			continue
+		}
+		h := t.hists[i]
+		out[i].Deliveries = h.TotalCount()
+		out[i].P50 = float64(h.ValueAtQuantile(50)) / 1000
+		out[i].P99 = float64(h.ValueAtQuantile(99)) / 1000
+		out[i].Max = float64(h.Max()) / 1000
+	}
+	t.t0, t.hists, t.tcpMem, t.rss, t.slowOpen = 0, nil, nil, nil, nil
+	t.on.Store(false)
+	return out
 }

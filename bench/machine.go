@@ -115,6 +115,21 @@ func SockStat() (inuse, memPages int64) {
 	return inuse, memPages
 }
 
+// LoadAvg returns the 1-minute load average from /proc/loadavg (0 if
+// unknown).
+func LoadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
 // GitCommit returns the short commit of the work tree at dir, or "".
 func GitCommit(dir string) string {
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()

@@ -63,6 +63,7 @@ func WriteReport(dir string, results []*Result) error {
 			writeConnect(&b, r)
 		default:
 			writeTraffic(&b, r)
+			writeTimelines(&b, r)
 			if r.Scenario == "ramp" {
 				writeBest(&b, r)
 			}
@@ -279,6 +280,25 @@ func writeTraffic(b *strings.Builder, r *Result) {
 	b.WriteString("Latency is per delivery, from the send timestamp in the payload to its receipt. lost = expected deliveries that never arrived; gaps and dups by seq. Harness CPU per delivery is the load generator's CPU seconds divided by deliveries.\n\n")
 }
 
+// writeTimelines writes the per-second table of every step that kept one
+// (loads with slow readers), folded.
+func writeTimelines(b *strings.Builder, r *Result) {
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		if len(s.Timeline) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "<details><summary>Per second of %s: deliveries, latency, kernel TCP memory, gateway RSS, slow readers still open</summary>\n\n", mdEscape(s.Label))
+		var rows [][]string
+		for _, t := range s.Timeline {
+			rows = append(rows, []string{strconv.Itoa(t.T), fmtCount(t.Deliveries), fmtFixed(t.P50, 1), fmtFixed(t.P99, 1), fmtFixed(t.Max, 1),
+				fmtMiB(t.TCPMemPages * int64(os.Getpagesize())), fmtMiB(t.GatewayRSS), strconv.FormatInt(t.SlowOpen, 10)})
+		}
+		mdTable(b, []string{"s", "deliveries", "p50 (ms)", "p99 (ms)", "max (ms)", "kernel TCP (MiB)", "gateway RSS (MiB)", "slow open"}, rows)
+		b.WriteString("</details>\n\n")
+	}
+}
+
 func writeBest(b *strings.Builder, r *Result) {
 	s, bound := r.BestSustained()
 	if s == nil {
@@ -369,6 +389,15 @@ func Table(w io.Writer, r *Result) {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	for i := range r.Steps {
+		if tl := r.Steps[i].Timeline; len(tl) > 0 {
+			fmt.Fprintf(w, "timeline of %s (second: deliveries, p50 / p99 / max ms, kernel TCP MiB, gateway RSS MiB, slow readers open):\n", r.Steps[i].Label)
+			for _, t := range tl {
+				fmt.Fprintf(w, "  %3d: %8s  %7s / %7s / %7s  %7s  %7s  %4d\n", t.T, fmtCount(t.Deliveries), fmtFixed(t.P50, 1), fmtFixed(t.P99, 1), fmtFixed(t.Max, 1),
+					fmtMiB(t.TCPMemPages*int64(os.Getpagesize())), fmtMiB(t.GatewayRSS), t.SlowOpen)
+			}
+		}
+	}
 }
 
 // param returns the first of keys present in r.Params, or "".
@@ -386,11 +415,15 @@ func resultParam(r *Result, keys ...string) string {
 func resultShape(r *Result) string {
 	rooms := resultParam(r, "rooms")
 	members := resultParam(r, "members", "room-size", "room_size", "members-per-room")
+	slow := ""
+	if n := resultParam(r, "slow"); n != "" && n != "0" {
+		slow = " (" + n + " slow)"
+	}
 	switch {
 	case rooms != "" && members != "":
-		return rooms + "x" + members
+		return rooms + "x" + members + slow
 	case members != "":
-		return "1x" + members
+		return "1x" + members + slow
 	}
 	if p := resultParam(r, "pairs"); p != "" {
 		return p + " pairs"

@@ -50,6 +50,9 @@ type Step struct {
 	Gaps       int64   `json:"gaps,omitempty"`
 	Duplicates int64   `json:"duplicates,omitempty"`
 	Errors     int64   `json:"errors,omitempty"`
+	// SlowReaders: members that joined and never read (fanout --slow);
+	// they are not among Conns, Expected or the latencies.
+	SlowReaders int `json:"slow_readers,omitempty"`
 
 	// Handshakes (connect, churn).
 	Handshakes int64 `json:"handshakes,omitempty"`
@@ -60,6 +63,31 @@ type Step struct {
 	// CPU seconds spent during the step by the gateway and by the harness.
 	GatewayCPU float64 `json:"gateway_cpu_s,omitempty"`
 	BenchCPU   float64 `json:"bench_cpu_s,omitempty"`
+	// LoadAvg is the machine's 1-minute load average at the end of the
+	// step: on a shared machine, how much else was running.
+	LoadAvg float64 `json:"loadavg_1m,omitempty"`
+
+	// Timeline: the deliveries received in each second of the step and
+	// their latency (kept when the load has slow readers).
+	Timeline []TimelineSecond `json:"timeline,omitempty"`
+}
+
+// TimelineSecond is one second of a step: deliveries received in it, by
+// receipt time, and their latency percentiles in ms.
+type TimelineSecond struct {
+	T          int     `json:"t_s"` // seconds since the step started
+	Deliveries int64   `json:"deliveries"`
+	P50        float64 `json:"p50_ms"`
+	P99        float64 `json:"p99_ms"`
+	Max        float64 `json:"max_ms"`
+	// Sampled once or more in the second, the largest: the kernel's TCP
+	// memory in pages (the whole machine, /proc/net/sockstat) and the
+	// gateway's RSS.
+	TCPMemPages int64 `json:"tcp_mem_pages,omitempty"`
+	GatewayRSS  int64 `json:"gateway_rss_bytes,omitempty"`
+	// SlowOpen: slow readers whose socket was still established (the
+	// gateway had neither reset it nor got a FIN through to it).
+	SlowOpen int64 `json:"slow_open"`
 }
 
 // DeliveredPerSec is the delivery rate of the step.

@@ -117,13 +117,22 @@ func Connect(t Target, n int) (*Result, error) {
 
 // FanoutParams shapes a fan-out load: Rooms rooms of Members members each,
 // Publishers of those members sending Rate messages per second in all, each
-// Payload bytes of text.
+// Payload bytes of text. Slow of each room's members are slow readers
+// (see slowReader) with SO_RCVBUF SlowRcvBuf (0: DefaultSlowRcvBuf): they
+// join and never read; deliveries and latency are the other members'.
+// Timeline keeps per-second figures in each step (always with slow
+// readers).
 type FanoutParams struct {
 	Rooms, Members, Publishers int
 	Rate                       float64
 	Payload                    int
 	Duration, Drain            time.Duration
+	Slow, SlowRcvBuf           int
+	Timeline                   bool
 }
+
+// fast is the number of members per room that read.
+func (p FanoutParams) fast() int { return p.Members - p.Slow }
 
 // fanLoad is a connected fan-out load that can be run at several rates.
 type fanLoad struct {
@@ -133,6 +142,7 @@ type fanLoad struct {
 	conns  []*Conn
 	pubs   []*publisher
 	prefix []byte
+	slow   []*slowReader
 
 	// dm: members are pairs exchanging direct messages; a delivery is a
 	// message arriving in the recipient's inbox (the sender's own copy is
@@ -142,6 +152,10 @@ type fanLoad struct {
 	delivered, gaps, dups, errs atomic.Int64
 	hmu                         [8]sync.Mutex
 	hist                        [8]*Histogram
+
+	// With slow readers, latency is also kept per second of the step
+	// (see timeline), to show when they start and stop hurting.
+	tl timeline
 }
 
 type publisher struct {
@@ -157,8 +171,11 @@ const tsDigits = 19
 // newFanLoad connects the load: every member joins its room, publishers are
 // spread over the rooms.
 func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
-	if p.Publishers < 1 || p.Publishers > p.Rooms*p.Members {
-		return nil, fmt.Errorf("bench: publishers must be 1..rooms*members")
+	if p.Slow < 0 || p.Slow >= p.Members {
+		return nil, fmt.Errorf("bench: slow readers must be 0..members-1 per room")
+	}
+	if p.Publishers < 1 || p.Publishers > p.Rooms*p.fast() {
+		return nil, fmt.Errorf("bench: publishers must be 1..rooms*(members-slow)")
 	}
 	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
 	if err != nil {
@@ -169,11 +186,22 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 	id := RunID()
 	roomOf := func(i int) string { return "f" + id + "-r" + strconv.Itoa(i%p.Rooms) }
 	e.OnText = f.onText
-	f.conns, err = dialAll(e, t, 0, p.Rooms*p.Members, func(i int) string { return "f" + id + "-" + strconv.Itoa(i) },
+	f.conns, err = dialAll(e, t, 0, p.Rooms*p.fast(), func(i int) string { return "f" + id + "-" + strconv.Itoa(i) },
 		func(i int) []string { return []string{roomOf(i)} }, nil)
 	if err != nil {
 		e.Stop()
 		return nil, err
+	}
+	if p.Slow > 0 {
+		rcv := p.SlowRcvBuf
+		if rcv == 0 {
+			rcv = DefaultSlowRcvBuf
+		}
+		f.slow, err = dialSlow(e, t, p.Rooms*p.Slow, func(i int) string { return "f" + id + "-slow" + strconv.Itoa(i) }, roomOf, rcv)
+		if err != nil {
+			e.Stop()
+			return nil, err
+		}
 	}
 	// Joining makes the gateway fan presence events out to every room's
 	// members; let that finish before measuring, so the first step's
@@ -221,11 +249,13 @@ func (f *fanLoad) onText(c *Conn, p []byte) {
 	}
 	f.delivered.Add(1)
 	if ts, ok := field(p, `"text":"b`); ok {
-		lat := (time.Now().UnixNano() - int64(ts)) / 1000
+		now := time.Now().UnixNano()
+		lat := (now - int64(ts)) / 1000
 		i := c.ID & 7
 		f.hmu[i].Lock()
 		f.hist[i].Record(lat)
 		f.hmu[i].Unlock()
+		f.tl.record(now, lat)
 	}
 }
 
@@ -249,12 +279,20 @@ func (f *fanLoad) run(label string, rate float64) Step {
 	cpu0, gcpu0 := selfCPU(), ProcessCPU(f.t.PID)
 	closed0 := f.e.Closed()
 	start := time.Now()
+	if len(f.slow) > 0 || f.p.Timeline {
+		f.tl.start(start)
+	}
 	var sent int64
 	tick := time.NewTicker(time.Millisecond)
+	lastSample := -1
 	for now := range tick.C {
 		elapsed := now.Sub(start)
 		if elapsed >= f.p.Duration {
 			break
+		}
+		if s := int(elapsed / (200 * time.Millisecond)); s != lastSample && f.tl.on.Load() {
+			lastSample = s
+			f.tl.sample(now, f.t.PID, f.slowOpen())
 		}
 		due := int64(rate * elapsed.Seconds())
 		for ; sent < due; sent++ {
@@ -270,7 +308,7 @@ func (f *fanLoad) run(label string, rate float64) Step {
 	}
 	tick.Stop()
 	sendDur := time.Since(start)
-	perMsg := int64(f.p.Members)
+	perMsg := int64(f.p.fast())
 	if f.dm {
 		perMsg = 1
 	}
@@ -278,6 +316,9 @@ func (f *fanLoad) run(label string, rate float64) Step {
 	deadline := time.Now().Add(f.p.Drain)
 	for f.delivered.Load()+f.gaps.Load() < expected && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+		if f.tl.on.Load() {
+			f.tl.sample(time.Now(), f.t.PID, f.slowOpen())
+		}
 	}
 	h := NewHistogram()
 	for i := range f.hist {
@@ -289,18 +330,22 @@ func (f *fanLoad) run(label string, rate float64) Step {
 		Label: label, Conns: len(f.conns), Duration: sendDur.Seconds(), TargetRate: rate,
 		Sent: sent, Expected: expected, Delivered: f.delivered.Load(), Gaps: f.gaps.Load(),
 		Duplicates: f.dups.Load(), Errors: f.errs.Load() + f.e.Closed() - closed0, Latency: h.Summary(),
-		BenchCPU: selfCPU() - cpu0,
+		BenchCPU: selfCPU() - cpu0, SlowReaders: len(f.slow), LoadAvg: LoadAvg(),
 	}
 	if f.t.PID > 0 {
 		st.GatewayCPU = ProcessCPU(f.t.PID) - gcpu0
 	}
+	st.Timeline = f.tl.stop()
 	if f.e.Closed() > closed0 {
 		fmt.Fprintf(os.Stderr, "wsbench: connections ended during %s: %s\n", label, f.e.CloseInfo())
 	}
 	return st
 }
 
-func (f *fanLoad) stop() { f.e.Stop() }
+func (f *fanLoad) stop() {
+	closeSlow(f.slow)
+	f.e.Stop()
+}
 
 // Fanout runs one fan-out load at p.Rate.
 func Fanout(t Target, p FanoutParams) (*Result, error) {
@@ -309,8 +354,16 @@ func Fanout(t Target, p FanoutParams) (*Result, error) {
 		return nil, err
 	}
 	defer f.stop()
-	st := f.run(fmt.Sprintf("%dx%d@%g", p.Rooms, p.Members, p.Rate), p.Rate)
-	return &Result{Scenario: "fanout", Steps: []Step{st}}, nil
+	label := fmt.Sprintf("%dx%d@%g", p.Rooms, p.Members, p.Rate)
+	if p.Slow > 0 {
+		label += fmt.Sprintf(" %d slow", p.Slow)
+	}
+	st := f.run(label, p.Rate)
+	res := &Result{Scenario: "fanout", Steps: []Step{st}}
+	if n := f.slowNote(); n != "" {
+		res.Notes = append(res.Notes, n)
+	}
+	return res, nil
 }
 
 // Ramp runs the fan-out load at each rate in turn, stopping after the first

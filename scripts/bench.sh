@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The standard bench suite: builds the gateway and wsbench, starts a gateway
-# on loopback, runs idle (to 18k), connect, fanout at three sizes and a ramp,
+# on loopback, runs idle (to 18k), connect, fanout at three sizes, fanout
+# with and without slow readers, and ramps,
 # and writes bench/results/<date>-<commit>/ with the JSON, the Markdown and
 # the charts. Stops everything it started.
 #
-#   bash scripts/bench.sh              # full suite (~5 minutes)
+#   bash scripts/bench.sh              # full suite (~7 minutes)
 #   QUICK=1 bash scripts/bench.sh      # smaller sizes, for a smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,7 @@ if [ -n "${QUICK:-}" ]; then
 	run connect connect --conns 2000
 	run fanout-1x500 fanout --rooms 1 --members 500 --rate 100 --duration 3s
 	run ramp-1x1000 ramp --rooms 1 --members 1000 --rates 50,200 --duration 3s
+	run fanout-1x500-slow50 fanout --rooms 1 --members 500 --rate 50 --duration 3s --slow 50
 else
 	run idle idle --steps 1000,5000,10000,18000
 	# Own source addresses: the idle step leaves ~18k sockets in TIME_WAIT.
@@ -66,6 +68,10 @@ else
 	run fanout-1x2000 fanout --rooms 1 --members 2000 --rate 200 --duration 10s
 	run fanout-10x500 fanout --rooms 10 --members 500 --rate 400 --duration 10s
 	run fanout-100x100 fanout --rooms 100 --members 100 --rate 2000 --duration 10s
+	# Slow readers: 200 of the room's 2,000 members join and never read
+	# (raw sockets, 4 KiB SO_RCVBUF); latency is the other members'.
+	run fanout-1x2000-slow0 fanout --rooms 1 --members 2000 --rate 50 --duration 30s --slow 0
+	run fanout-1x2000-slow200 fanout --rooms 1 --members 2000 --rate 50 --duration 30s --slow 200
 	run ramp-1x10000 ramp --rooms 1 --members 10000 --rates 2,5,10,20,40,80 --duration 5s
 	run ramp-100x100 ramp --rooms 100 --members 100 --rates 100,200,400,800,1600,3200 --duration 5s
 fi

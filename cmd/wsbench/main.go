@@ -6,6 +6,7 @@
 //	wsbench idle    --addr 127.0.0.1:8080 --pid PID --steps 1000,5000,10000,18000
 //	wsbench connect --addr ... --conns 18000
 //	wsbench fanout  --addr ... --pid PID --rooms 1 --members 2000 --rate 200
+//	wsbench fanout  --addr ... --pid PID --rooms 1 --members 2000 --rate 50 --slow 200
 //	wsbench ramp    --addr ... --pid PID --rooms 1 --members 10000 --rates 10,20,50
 //	wsbench dm      --addr ... --pid PID --pairs 500 --rate 1000
 //	wsbench churn   --addr ... --pid PID --rooms 10 --members 100 --rate 100 --churn 50
@@ -64,6 +65,7 @@ scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
   idle      ramp to N connections in steps; gateway memory per connection
   connect   handshake rate and connect latency
   fanout    R rooms x M members, P publishers at a total rate; latency, loss, deliveries per CPU-second
+            (--slow N: N of each room's members join and never read; latency is the others')
   ramp      fanout at rising rates until p99 passes a bound or anything is lost
   dm        pairs exchanging direct messages; latency and rate
   churn     fanout while connections open and close at a rate
@@ -149,6 +151,9 @@ func runScenario(name string, args []string) error {
 	hold := fs.Duration("hold", 2*time.Second, "churn: how long each churning connection stays")
 	storm := fs.Int("storm", 15000, "storm: connections arriving at once")
 	stormFlight := fs.Int("storm-flight", 2000, "storm: handshakes in flight at once")
+	slow := fs.Int("slow", 0, "fanout/ramp/churn/storm: members per room that join and then never read (raw TCP, small SO_RCVBUF); latency and deliveries are the other members'")
+	slowRcv := fs.Int("slow-rcvbuf", bench.DefaultSlowRcvBuf, "SO_RCVBUF of the --slow readers' sockets, in bytes")
+	timeline := fs.Bool("timeline", false, "fanout/ramp/churn/storm: keep per-second latency, kernel TCP memory and gateway RSS in each step (on whenever --slow is given)")
 	if name == "idle" && !flagGiven(args, "rooms") {
 		*rooms = 100
 	}
@@ -160,7 +165,8 @@ func runScenario(name string, args []string) error {
 	}
 	t := c.target()
 	fp := bench.FanoutParams{Rooms: *rooms, Members: *members, Publishers: *pubs, Rate: *rate,
-		Payload: *payload, Duration: *dur, Drain: *drain}
+		Payload: *payload, Duration: *dur, Drain: *drain, Slow: *slow, SlowRcvBuf: *slowRcv,
+		Timeline: *timeline || flagGiven(args, "slow")}
 	started := time.Now()
 	var res *bench.Result
 	var err error
@@ -208,7 +214,7 @@ func runScenario(name string, args []string) error {
 	}
 	res.Params = map[string]string{}
 	fs.Visit(func(f *flag.Flag) { res.Params[f.Name] = f.Value.String() })
-	keys := []string{"rooms", "members", "publishers", "payload"}
+	keys := []string{"rooms", "members", "publishers", "payload", "slow"}
 	switch name {
 	case "dm":
 		keys = []string{"pairs", "payload"}

@@ -146,3 +146,41 @@ func TestWorkersMerge(t *testing.T) {
 		t.Fatalf("connect merged step: %+v", st)
 	}
 }
+
+// TestFanoutSlowReaders runs fanout with slow readers against a node whose
+// outbound cap is small: the members that read get every message, the
+// slow ones are counted apart, and each slow reader, read back after the
+// load, ends with the node's 4001 close frame.
+func TestFanoutSlowReaders(t *testing.T) {
+	srv, _ := gatewaytest.Start(t, func(c *gateway.Config) {
+		c.Rate, c.Burst = 100000, 100000
+		c.OutboundMaxBytes = 64 << 10
+	})
+	f := filepath.Join(t.TempDir(), "slow.json")
+	args := []string{"fanout", "--addr", srv.Addr(), "--pid", fmt.Sprint(os.Getpid()), "--json", f,
+		"--members", "30", "--slow", "10", "--publishers", "3", "--rate", "200", "--payload", "1000",
+		"--duration", "3s", "--drain", "3s"}
+	if out, err := exec.Command(wsbenchBinary(t), args...).CombinedOutput(); err != nil {
+		t.Fatalf("wsbench %v: %v\n%s", args, err, out)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r bench.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Steps[0]
+	if st.SlowReaders != 10 || st.Conns != 20 || st.Expected != st.Sent*20 || st.Delivered != st.Expected || st.Gaps != 0 {
+		t.Fatalf("step: %d slow, %d conns, sent %d, expected %d, delivered %d, gaps %d; want 10 slow, 20 reading members getting all",
+			st.SlowReaders, st.Conns, st.Sent, st.Expected, st.Delivered, st.Gaps)
+	}
+	if len(st.Timeline) < 3 || r.Params["slow"] != "10" {
+		t.Fatalf("timeline of %d seconds, params %v", len(st.Timeline), r.Params)
+	}
+	notes := strings.Join(r.Notes, " ")
+	if !strings.Contains(notes, "slow readers: 10; after the load, 10 had been sent a close frame (10 x 4001)") {
+		t.Fatalf("notes %q: want every slow reader closed with 4001", notes)
+	}
+}

@@ -3,6 +3,7 @@ package hub
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/chatgw/gateway/codec"
 )
@@ -11,6 +12,16 @@ import (
 // the kernel takes and queues the rest (nbio.Conn.Write does exactly this).
 // Write must not keep b after returning: fan-out reuses its buffer.
 // Close drops the connection at once.
+//
+// A sink may also tell how many bytes its kernel socket holds that the
+// peer has not been sent yet (see kernelUnsent): a TCP socket (a
+// syscall.Conn such as *nbio.Conn) is asked with SIOCOUTQNSD on Linux, and
+// anything with an Unsent() int64 method is asked that. Those bytes count
+// towards the outbound cap: a socket that is not drained holds several
+// megabytes of them before its writes stop being taken (Linux grows a
+// socket's send buffer up to net.ipv4.tcp_wmem's maximum, 4 MiB by
+// default). A sink with SetLinger is reset rather than closed when it is
+// dropped at the end of a close grace (see abort).
 type Sink interface {
 	Write(b []byte) (int, error)
 	Close() error
@@ -34,10 +45,11 @@ type Client struct {
 
 	mu        sync.Mutex
 	closing   bool        // under mu: a close frame was sent; nothing else will be
+	regShard  uint8       // place in the hub's registry, under its shard lock
 	closeCode uint16      // under mu: the code of that close frame (0: none sent)
 	gone      atomic.Bool // removed from the hub
-	regShard  uint8       // place in the hub's registry, under its shard lock
 	regIdx    int32
+	overSince uint32    // under mu: hub clock (see Hub.clock) when the backlog with the kernel's share was seen over the cap; 0: it was not
 	rooms     []*Member // under mu: memberships, the personal inbox included
 	queued    int64     // under mu: bytes handed to sink
 
@@ -68,15 +80,33 @@ func (c *Client) Send(frame []byte) {
 	c.mu.Unlock()
 }
 
-// The cap is checked after the write, on what the socket did not take: a
-// large coalesced batch to a client that reads is fine, a client that does
-// not read is closed as soon as its backlog passes the cap. The backlog is
-// thus bounded by the cap plus one write (fan-out bounds those, see
+// The cap is checked after the write, on what has not reached the peer.
+//
+// What the socket did not take (queued minus written, known after every
+// write) closes the client as soon as it passes the cap: a large
+// coalesced batch to a client that reads is fine, a client that does not
+// read is closed once its backlog passes the cap. That backlog is thus
+// bounded by the cap plus one write (fan-out bounds those, see
 // maxWriteBytes), and every frame before the close frame is whole.
+//
+// But a socket takes a lot before it stops taking: Linux grows a send
+// buffer up to net.ipv4.tcp_wmem's maximum (4 MiB by default), so a peer
+// that stopped reading had megabytes queued in the kernel, outside the
+// cap, before the above could see anything. So each time another
+// unsentStep of bytes has been queued (a syscall per unsentStep bytes, not
+// per write), what the kernel holds unsent (kernelUnsent) is added, and a
+// client whose backlog counted so is over the cap at two such looks
+// BacklogGrace apart, with none in between under it, is closed too. The
+// grace lets a reader that keeps up drain a burst written all at once (a
+// coalesced pass, a history page), which sits unsent for a moment on any
+// socket; a peer that does not read stays over it. Such a backlog is
+// bounded by the cap plus what is queued to the client in BacklogGrace
+// (at least unsentStep).
 func (c *Client) sendLocked(b []byte) {
 	if c.closing {
 		return
 	}
+	before := c.queued
 	c.queued += int64(len(b))
 	if _, err := c.sink.Write(b); err != nil {
 		// The socket is gone; nbio reports the close and the gateway
@@ -84,11 +114,35 @@ func (c *Client) sendLocked(b []byte) {
 		c.closing = true
 		return
 	}
-	if max := c.hub.cfg.MaxOutboundBytes; max > 0 && c.queued-c.written.Load() > max {
+	max := c.hub.cfg.MaxOutboundBytes
+	if max <= 0 {
+		return
+	}
+	backlog := c.queued - c.written.Load()
+	if step := unsentStep(max); backlog <= max && before/step != c.queued/step {
+		backlog += kernelUnsent(c.sink)
+		if backlog <= max {
+			c.overSince = 0
+			return
+		}
+		now := c.hub.clock()
+		if c.overSince == 0 {
+			c.overSince = now
+			return
+		}
+		if time.Duration(now-c.overSince)*time.Microsecond < c.hub.backlogGrace {
+			return
+		}
+	}
+	if backlog > max {
 		c.hub.stats.slowConsumers.Add(1)
 		c.closeLocked(CloseSlowConsumer, "slow consumer: outbound buffer over its cap")
 	}
 }
+
+// unsentStep is how many bytes are queued to a client between two looks
+// at what its kernel socket holds unsent: an eighth of the cap.
+func unsentStep(max int64) int64 { return (max + 7) / 8 }
 
 // Close codes the hub sends itself.
 const (
@@ -114,7 +168,9 @@ func (c *Client) closeLocked(code int, reason string) {
 	}
 	c.closing = true
 	c.closeCode = uint16(code)
-	_, _ = c.sink.Write(codec.CloseFrame(code, reason))
+	f := codec.CloseFrame(code, reason)
+	c.queued += int64(len(f)) // so that Pending stays what the socket did not take
+	_, _ = c.sink.Write(f)
 	c.hub.closingAdd(c)
 }
 

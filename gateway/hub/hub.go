@@ -28,8 +28,15 @@ const (
 // Config sets the hub's limits.
 type Config struct {
 	// MaxOutboundBytes caps a client's pending outbound bytes; a frame that
-	// would exceed it closes the client with 4001. 0 means no cap.
+	// would exceed it closes the client with 4001. 0 means no cap. Bytes
+	// the kernel holds unsent count too, once they have stayed over the
+	// cap for BacklogGrace (see Client.sendLocked).
 	MaxOutboundBytes int64
+	// BacklogGrace is how long a backlog that is over MaxOutboundBytes
+	// only with the kernel's unsent bytes counted may stay so before the
+	// client is closed: time for a reader to drain a burst. 0 means
+	// DefaultBacklogGrace.
+	BacklogGrace time.Duration
 	// PresenceMaxMembers: rooms with more distinct users get no presence
 	// events.
 	PresenceMaxMembers int
@@ -51,10 +58,16 @@ type Config struct {
 	Observer Observer
 }
 
+// DefaultBacklogGrace is Config.BacklogGrace's default.
+const DefaultBacklogGrace = time.Second
+
 // Hub is the set of clients and rooms of one node.
 type Hub struct {
 	cfg  Config
 	seed maphash.Seed
+
+	start        time.Time     // the origin of clock
+	backlogGrace time.Duration // cfg.BacklogGrace or its default
 
 	rooms   [roomShards]roomShard
 	clients [clientShards]registry
@@ -230,7 +243,10 @@ func New(cfg Config) *Hub {
 	if cfg.Workers > math.MaxUint16 {
 		cfg.Workers = math.MaxUint16 // Room.worker is a uint16
 	}
-	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
+	h := &Hub{cfg: cfg, seed: maphash.MakeSeed(), start: time.Now(), backlogGrace: cfg.BacklogGrace}
+	if h.backlogGrace <= 0 {
+		h.backlogGrace = DefaultBacklogGrace
+	}
 	for i := range h.rooms {
 		h.rooms[i].rooms = make(map[string]*Room)
 	}
@@ -242,6 +258,11 @@ func New(cfg Config) *Hub {
 	}
 	return h
 }
+
+// clock returns microseconds since the hub started, plus one (so that 0
+// can mean "never"), wrapping every 71 minutes: only differences of it are
+// taken, for durations (BacklogGrace) far shorter than that.
+func (h *Hub) clock() uint32 { return uint32(time.Since(h.start)/time.Microsecond) + 1 }
 
 // Stop ends the fan-out workers after they drain what is queued.
 func (h *Hub) Stop() {

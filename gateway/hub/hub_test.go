@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
-	"runtime"
 	"testing"
 
 	"github.com/chatgw/gateway/gateway/hub"
@@ -67,21 +66,26 @@ func TestJoinRacingPublish(t *testing.T) {
 
 	sinks := make([]*recorder, joiners)
 	done := make(chan struct{})
-	// The publisher signals its progress, and each join waits for the next
-	// signal: joins land in the middle of the stream every run, not only
-	// when the scheduler happens to interleave them.
-	progress := make(chan struct{}, joiners+1)
+	// Join k starts when the publisher reaches checkpoint k and runs while
+	// it publishes the next stretch; the publisher waits for join k before
+	// checkpoint k+1. So every run has joins racing publishes in the
+	// middle of the stream, not only when the scheduler happens to
+	// interleave them.
+	progress, joinedOne := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
+		step, k := total/(joiners+1), 0
 		for i := 0; i < total; i++ {
 			rs.publish(h)
-			if (i+1)%(total/(joiners+2)) == 0 {
-				select {
-				case progress <- struct{}{}:
-				default:
+			if (i+1)%step == 0 && k < joiners {
+				if k > 0 {
+					<-joinedOne
 				}
+				progress <- struct{}{}
+				k++
 			}
 		}
+		<-joinedOne
 	}()
 	for i := range sinks {
 		<-progress
@@ -92,7 +96,7 @@ func TestJoinRacingPublish(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		runtime.Gosched() // let some messages through between joins
+		joinedOne <- struct{}{}
 	}
 	<-done
 	h.Stop()

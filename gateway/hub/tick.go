@@ -19,9 +19,10 @@ func (h *Hub) closingAdd(c *Client) {
 	h.closingMu.Unlock()
 }
 
-// Tick drops the sockets of closing clients whose grace has passed, then
-// visits registry shard (shard mod the shard count): each of its clients
-// silent for longer than idle ns is closed, every other one is sent a ping.
+// Tick drops (resets, see abort) the sockets of closing clients whose grace
+// has passed, then visits registry shard (shard mod the shard count): each
+// of its clients silent for longer than idle ns is closed, every other one
+// is sent a ping.
 // The gateway calls Tick from one goroutine, cycling through the shards once
 // per heartbeat, so every connection is pinged once per heartbeat and a
 // silent one is closed between idle and idle plus one heartbeat.
@@ -42,7 +43,7 @@ func (h *Hub) Tick(shard int, t, idle int64) {
 	h.closingQ = kept
 	h.closingMu.Unlock()
 	for _, c := range expired {
-		_ = c.sink.Close()
+		abort(c.sink)
 	}
 
 	r := &h.clients[shard%clientShards]
