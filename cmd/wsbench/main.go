@@ -15,6 +15,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,6 +52,9 @@ func main() {
 		usage()
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the usage was printed; not an error
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsbench:", err)
@@ -136,14 +140,14 @@ func runScenario(name string, args []string) error {
 	steps := fs.String("steps", "1000,5000,10000,18000", "idle: connection counts to measure at")
 	settle := fs.Duration("settle", 2*time.Second, "idle: wait before reading memory at each step")
 	conns := fs.Int("conns", 18000, "connect: connections to open")
-	rooms := fs.Int("rooms", 1, "fanout/ramp: rooms (idle: rooms the connections spread over)")
-	members := fs.Int("members", 2000, "fanout/ramp: members per room")
-	pubs := fs.Int("publishers", 0, "fanout/ramp: publishing members (default: one per room)")
-	rate := fs.Float64("rate", 200, "fanout: messages per second in all")
+	rooms := fs.Int("rooms", 1, "idle/fanout/ramp/churn/storm: rooms (idle: rooms the connections spread over)")
+	members := fs.Int("members", 2000, "fanout/ramp/churn/storm: members per room")
+	pubs := fs.Int("publishers", 0, "fanout/ramp/churn/storm: publishing members (default: one per room)")
+	rate := fs.Float64("rate", 200, "fanout/dm/churn/storm: messages per second in all")
 	rates := fs.String("rates", "50,100,200,400,800,1600", "ramp: rates to try in turn")
-	payload := fs.Int("payload", 100, "fanout/ramp: message text bytes")
-	dur := fs.Duration("duration", 10*time.Second, "fanout/ramp: sending time per step")
-	drain := fs.Duration("drain", 3*time.Second, "fanout/ramp: wait for deliveries after sending")
+	payload := fs.Int("payload", 100, "fanout/ramp/dm/churn/storm: message text bytes")
+	dur := fs.Duration("duration", 10*time.Second, "fanout/ramp/dm/churn/storm: sending time per step")
+	drain := fs.Duration("drain", 3*time.Second, "fanout/ramp/dm/churn/storm: wait for deliveries after sending")
 	bound := fs.Duration("p99-bound", 50*time.Millisecond, "ramp: stop when p99 exceeds this")
 	workers := fs.Int("workers", 0, "idle/connect: worker processes (0: as many as the per-process open-file limit needs)")
 	pairs := fs.Int("pairs", 500, "dm: pairs of users")
@@ -152,7 +156,13 @@ func runScenario(name string, args []string) error {
 	storm := fs.Int("storm", 15000, "storm: connections arriving at once")
 	stormFlight := fs.Int("storm-flight", 2000, "storm: handshakes in flight at once")
 	slow := fs.Int("slow", 0, "fanout/ramp/churn/storm: members per room that join and then never read (raw TCP, small SO_RCVBUF); latency and deliveries are the other members'")
-	slowRcv := fs.Int("slow-rcvbuf", bench.DefaultSlowRcvBuf, "SO_RCVBUF of the --slow readers' sockets, in bytes")
+	slowRcv := fs.Int("slow-rcvbuf", bench.DefaultSlowRcvBuf, "fanout/ramp/churn/storm: SO_RCVBUF of the --slow readers' sockets, in bytes")
+	ignoreLimits := fs.Bool("ignore-limits", false, "fanout/ramp/dm/churn/storm: run even when the node's announced limits (welcome) would close the senders")
+	common := map[string]bool{}
+	for _, n := range []string{"addr", "pid", "src", "pollers", "dial-flight", "json", "commit", "gateway-flags", "dial-timeout"} {
+		common[n] = true
+	}
+	fs.Usage = scenarioUsage(fs, name, common)
 	timeline := fs.Bool("timeline", false, "fanout/ramp/churn/storm: keep per-second latency, kernel TCP memory and gateway RSS in each step (on whenever --slow is given)")
 	if name == "idle" && !flagGiven(args, "rooms") {
 		*rooms = 100
@@ -167,6 +177,15 @@ func runScenario(name string, args []string) error {
 	fp := bench.FanoutParams{Rooms: *rooms, Members: *members, Publishers: *pubs, Rate: *rate,
 		Payload: *payload, Duration: *dur, Drain: *drain, Slow: *slow, SlowRcvBuf: *slowRcv,
 		Timeline: *timeline || flagGiven(args, "slow")}
+	if name != "idle" && name != "connect" && !*ignoreLimits {
+		l, err := readLimits(c.addr, c.dialTimout)
+		if err != nil {
+			return err
+		}
+		if err := checkLimits(name, l, fp, *pairs, *rate); err != nil {
+			return err
+		}
+	}
 	started := time.Now()
 	var res *bench.Result
 	var err error
@@ -233,6 +252,9 @@ func runScenario(name string, args []string) error {
 		if werr := res.WriteJSON(c.jsonOut); werr != nil {
 			return werr
 		}
+	}
+	if err == nil {
+		err = unclean(name, res) // figures from a lossy run must not pass as a result
 	}
 	return err
 }

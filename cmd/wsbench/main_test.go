@@ -184,3 +184,64 @@ func TestFanoutSlowReaders(t *testing.T) {
 		t.Fatalf("notes %q: want every slow reader closed with 4001", notes)
 	}
 }
+
+// A scenario the node's announced limits would break is refused before it
+// runs, naming the gateway flags to change (the example: 100 msg/s
+// from one publisher against the default 20/s).
+func TestScenarioOverTheNodesLimitsIsRefused(t *testing.T) {
+	srv, _ := gatewaytest.Start(t, nil) // default limits: --rate 20
+	out, err := exec.Command(wsbenchBinary(t), "fanout", "--addr", srv.Addr(),
+		"--rooms", "1", "--members", "50", "--rate", "100", "--duration", "1s").CombinedOutput()
+	if err == nil {
+		t.Fatalf("wsbench ran over the node's rate limit and exited 0:\n%s", out)
+	}
+	if !strings.Contains(string(out), "--rate") || !strings.Contains(string(out), "100.0 msgs/s") {
+		t.Fatalf("refusal does not name the rate and the gateway flag:\n%s", out)
+	}
+	if strings.Contains(string(out), "deliveries") {
+		t.Fatalf("the scenario ran before being refused:\n%s", out)
+	}
+}
+
+// A run that lost, reordered or duplicated anything exits non-zero, after
+// printing its table and writing its JSON.
+func TestUncleanRunFails(t *testing.T) {
+	clean := &bench.Result{Steps: []bench.Step{{Expected: 10, Delivered: 10}}}
+	if err := unclean("fanout", clean); err != nil {
+		t.Fatalf("clean run: %v", err)
+	}
+	for _, st := range []bench.Step{
+		{Expected: 10, Delivered: 9},
+		{Expected: 10, Delivered: 10, Gaps: 1},
+		{Expected: 10, Delivered: 10, Duplicates: 1},
+	} {
+		if err := unclean("fanout", &bench.Result{Steps: []bench.Step{st}}); err == nil {
+			t.Errorf("step %+v passed as clean", st)
+		}
+	}
+	// A ramp ends at the first step that loses: only that one may.
+	ramp := &bench.Result{Steps: []bench.Step{{Expected: 10, Delivered: 10}, {Expected: 10, Delivered: 3}}}
+	if err := unclean("ramp", ramp); err != nil {
+		t.Fatalf("ramp whose last step lost: %v", err)
+	}
+	ramp.Steps[0].Delivered = 9
+	if err := unclean("ramp", ramp); err == nil {
+		t.Fatal("ramp that lost before its last step passed as clean")
+	}
+}
+
+// SCENARIO -h lists that scenario's flags only and exits 0 without an
+// error line.
+func TestScenarioHelp(t *testing.T) {
+	out, err := exec.Command(wsbenchBinary(t), "dm", "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("wsbench dm -h: %v\n%s", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, "--pairs") || !strings.Contains(s, "--addr") || !strings.Contains(s, "--rate") {
+		t.Fatalf("dm -h lacks dm's flags:\n%s", s)
+	}
+	if strings.Contains(s, "--members") || strings.Contains(s, "--steps") || strings.Contains(s, "wsbench:") {
+		t.Fatalf("dm -h lists other scenarios' flags or an error:\n%s", s)
+	}
+}
