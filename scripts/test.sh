@@ -35,7 +35,7 @@ go test -race -count=1 $RACE_PKGS
 # Allocation counts mean nothing under -race (the detector allocates, and
 # those tests skip there): run them plain.
 echo "== go test (allocation counts, no -race)"
-go test -count=1 -run 'Allocs$' ./codec
+go test -count=1 -run 'Allocs$' ./codec ./bench
 
 echo "== go test (end-to-end over real sockets)"
 go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/... ./chaos/...

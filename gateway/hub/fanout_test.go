@@ -3,6 +3,9 @@ package hub_test
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -218,40 +221,88 @@ func TestStopDrains(t *testing.T) {
 func TestSplitRoomKeepsPerMemberOrder(t *testing.T) {
 	h := newHub(t, hub.Config{Workers: 3, SplitRoomsAbove: 20})
 	rs := &roomSeq{room: "big"}
-	var sinks []*recorder
+	const members, total = 40, 600
+	sinks := make([]*gidSink, members)
 	join := func(i int) {
-		s := &recorder{}
-		c := h.NewClient(fmt.Sprint("u", i), fmt.Sprint("s", i), s, now())
-		if _, err := h.Join(c, "big", func() ([]byte, uint64, error) { return nil, 0, nil }); err != nil {
-			t.Fatal(err)
-		}
-		sinks = append(sinks, s)
+		sinks[i] = &gidSink{}
+		rs.join(t, h, h.NewClient(fmt.Sprint("u", i), fmt.Sprint("s", i), sinks[i], now()))
 	}
 	for i := 0; i < 10; i++ {
 		join(i)
 	}
-	const each = 150
-	var wg sync.WaitGroup
-	for p := 0; p < 2; p++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				rs.publish(h)
-			}
-		}()
-	}
-	wg.Wait()
-	for i := 10; i < 40; i++ { // now above the threshold: split from here on
+	// One publisher runs while the room grows past the threshold: the
+	// split happens mid-stream, with joins racing publishes.
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 0; i < total; i++ {
+			rs.publish(h)
+		}
+	}()
+	for i := 10; i < members; i++ {
 		join(i)
 	}
-	for i := 0; i < each; i++ {
-		rs.publish(h)
-	}
+	<-published
 	h.Stop()
-	for i, s := range sinks[:10] {
-		if got := describe(t, s.Frames(t)); !equalStrings(got, seqRun(1, 3*each)) {
-			t.Fatalf("member %d got %d frames out of order or with gaps: %v", i, len(got), got[:min(len(got), 10)])
+	writers := map[int64]bool{}
+	for i, s := range sinks {
+		frames := s.Frames(t)
+		if len(frames) == 0 {
+			t.Fatalf("member %d got nothing", i)
+		}
+		j := decode(t, frames[0])
+		if j.Type != "joined" {
+			t.Fatalf("member %d: first frame %q, want joined", i, j.Type)
+		}
+		if got, want := describe(t, frames[1:]), seqRun(j.Seq+1, total); !equalStrings(got, want) {
+			t.Fatalf("member %d joined at %d: %s", i, j.Seq, diff(got, want))
+		}
+		for g := range s.gids() {
+			writers[g] = true
 		}
 	}
+	// Split for real: the members' frames were written by more than one
+	// worker (an unsplit room is fanned out by its one worker).
+	if len(writers) < 2 {
+		t.Fatalf("every member was written by one goroutine: the %d-member room was not split", members)
+	}
+}
+
+// gidSink is a recorder that also notes which goroutines wrote to it,
+// after its first write (the joined frame, written by the joiner).
+type gidSink struct {
+	recorder
+	gmu   sync.Mutex
+	gs    map[int64]bool
+	first bool
+}
+
+func (s *gidSink) Write(b []byte) (int, error) {
+	s.gmu.Lock()
+	first := !s.first
+	s.first = true
+	s.gmu.Unlock()
+	if first {
+		return s.recorder.Write(b)
+	}
+	var buf [32]byte
+	n := runtime.Stack(buf[:], false) // "goroutine 123 [running]:..."
+	f := strings.Fields(string(buf[:n]))
+	if len(f) > 1 {
+		if id, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+			s.gmu.Lock()
+			if s.gs == nil {
+				s.gs = map[int64]bool{}
+			}
+			s.gs[id] = true
+			s.gmu.Unlock()
+		}
+	}
+	return s.recorder.Write(b)
+}
+
+func (s *gidSink) gids() map[int64]bool {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	return s.gs
 }
