@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +18,13 @@ import (
 // the floor no user-space design removes, so Plan adds it
 // to the process memory per connection.
 const KernelBytesPerSocket = 3800
+
+// MaxConnsPerProcess is about the most connections one gateway process held
+// on the 2-core development machine (~19.5k; see the README's benchmark
+// section). A plan that puts more on one node extrapolates: memory per
+// connection linearly from the idle slope, and that many connections in
+// one process were never measured.
+const MaxConnsPerProcess = 19_500
 
 // bytesPerGiB is one GiB in bytes.
 const bytesPerGiB = 1 << 30
@@ -41,6 +50,33 @@ type PlanInput struct {
 	// explanation; PlanFromResults fills them. Optional.
 	BytesPerConnSource        string
 	DeliveriesPerCPUSecSource string
+
+	// Profile is the measured fan-out of the room size closest to
+	// AvgRoomSize; PlanFromResults fills it. Plan reads the p99 latency at
+	// each node's load from it and notes loads above what it measured. nil:
+	// latency unknown.
+	Profile *FanoutProfile
+}
+
+// FanoutProfile is what was measured of one room size: the loss-free steps
+// of the fanout and ramp results whose rooms have RoomSize members.
+type FanoutProfile struct {
+	RoomSize float64
+	Steps    []ProfileStep // by DeliveredPerSec, ascending
+}
+
+// ProfileStep is one measured fan-out step.
+type ProfileStep struct {
+	Source              string // the result file (or the path it was written to)
+	Label               string // the step's label
+	Shape               string // rooms x members, e.g. "100x100"
+	DeliveredPerSec     float64
+	DeliveriesPerCPUSec float64
+	P99Micros           float64 // p99 delivery latency, µs; 0 when not measured
+}
+
+func (s ProfileStep) String() string {
+	return fmt.Sprintf("%s, %s step %q (%s delivered/s)", s.Source, s.Shape, s.Label, fmtNum(s.DeliveredPerSec))
 }
 
 // PlanOutput is Plan's answer, with every intermediate figure so that the
@@ -73,6 +109,19 @@ type PlanOutput struct {
 	// Load on each of Nodes nodes, as fractions of the node's whole memory
 	// and cores (so at most 1 - Headroom).
 	MemUtil, CPUUtil float64
+
+	// What one node takes: the connections its usable memory holds and the
+	// deliveries per second its usable cores make.
+	ConnsPerNodeCap, DeliveriesPerNodeCap float64
+	// The load on each of Nodes nodes.
+	ConnsPerNode, DeliveriesPerNode float64
+	// Latency is the profile step that measured the load of one node: the
+	// one with the fewest deliveries per second at or above
+	// DeliveriesPerNode, or the highest when none reaches it. nil without a
+	// profile.
+	Latency *ProfileStep
+	// Extrapolations lists where the plan goes beyond what was measured.
+	Extrapolations []string
 
 	// Problems lists inputs that are missing or out of range; the figures
 	// that depend on them are zero.
@@ -178,7 +227,44 @@ func Plan(in PlanInput) PlanOutput {
 	if in.NodeCores > 0 {
 		o.CPUUtil = o.CoresNeeded / n / float64(in.NodeCores)
 	}
+	if in.BytesPerConn > 0 {
+		o.ConnsPerNodeCap = o.UsableMemPerNode / (in.BytesPerConn + KernelBytesPerSocket)
+	}
+	o.DeliveriesPerNodeCap = o.UsableCoresPerNode * in.DeliveriesPerCPUSec
+	o.ConnsPerNode = o.Connections / n
+	o.DeliveriesPerNode = o.DeliveriesPerSec / n
+	o.latency()
 	return o
+}
+
+// latency picks the profile step that measured one node's load, and lists
+// the plan's extrapolations.
+func (o *PlanOutput) latency() {
+	extra := func(format string, args ...any) {
+		o.Extrapolations = append(o.Extrapolations, fmt.Sprintf(format, args...))
+	}
+	if o.ConnsPerNode > MaxConnsPerProcess {
+		extra("%s conns per node is past the ~%s one gateway process held on the development machine: memory per connection is extrapolated linearly from the idle slope, and that many connections in one process were never measured",
+			fmtNum(o.ConnsPerNode), fmtNum(MaxConnsPerProcess))
+	}
+	p := o.In.Profile
+	if p == nil || len(p.Steps) == 0 {
+		return
+	}
+	for i := range p.Steps {
+		if p.Steps[i].DeliveredPerSec >= o.DeliveriesPerNode {
+			o.Latency = &p.Steps[i]
+			break
+		}
+	}
+	if o.Latency == nil {
+		o.Latency = &p.Steps[len(p.Steps)-1]
+		extra("%s deliveries/s per node is above the highest measured for %s-member rooms (%s): CPU is extrapolated linearly, and the p99 at this load was not measured",
+			fmtNum(o.DeliveriesPerNode), fmtNum(p.RoomSize), o.Latency)
+	}
+	if in := o.In; in.AvgRoomSize > 0 && p.RoomSize != in.AvgRoomSize {
+		extra("rooms of %s members are planned with the closest measured room size, %s members", fmtNum(in.AvgRoomSize), fmtNum(p.RoomSize))
+	}
 }
 
 // ceilNodes rounds a fractional node count up, ignoring the last bits of
@@ -193,15 +279,63 @@ func ceilNodes(x float64) int {
 //   - BytesPerConn from the last idle result: the slope of its step with the
 //     most connections, or when that is not positive, the mean of the
 //     positive slopes of its steps after the first;
-//   - DeliveriesPerCPUSec from the fanout or ramp step with the most
-//     deliveries per gateway CPU-second among those that lost nothing (no
-//     lost deliveries, no gaps).
+//   - Profile, when AvgRoomSize is positive, from the fanout and ramp
+//     results whose room size (members per room) is closest to AvgRoomSize
+//     by ratio (ties: the smaller): their steps that lost nothing (no lost
+//     deliveries, no gaps) and had no slow readers;
+//   - DeliveriesPerCPUSec from the step of that profile with the most
+//     deliveries per gateway CPU-second, or without a profile, from the
+//     fanout or ramp step with the most among all that lost nothing.
 //
 // It returns an error naming each cost that is still zero: no value in in
 // and no result that measures it. The returned input is filled as far as
-// it could be either way.
+// it could be either way. Profile steps are named by the path each result
+// was written to (its "json" parameter); PlanFromFiles names them by the
+// files read.
 func PlanFromResults(in PlanInput, results []*Result) (PlanInput, error) {
+	names := make([]string, len(results))
+	for i, r := range results {
+		if r != nil {
+			names[i] = resultParam(r, "json")
+		}
+	}
+	return planFromResults(in, results, names)
+}
+
+// PlanFromFiles is PlanFromResults over the result files at paths; a
+// directory stands for all its *.json files.
+func PlanFromFiles(in PlanInput, paths ...string) (PlanInput, error) {
+	var files []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return in, err
+		}
+		if !fi.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		m, err := filepath.Glob(filepath.Join(p, "*.json"))
+		if err != nil {
+			return in, err
+		}
+		if len(m) == 0 {
+			return in, fmt.Errorf("bench: no result JSON files in %s", p)
+		}
+		files = append(files, m...)
+	}
+	results, err := ReadResults(files...)
+	if err != nil {
+		return in, err
+	}
+	return planFromResults(in, results, files)
+}
+
+func planFromResults(in PlanInput, results []*Result, names []string) (PlanInput, error) {
 	var errs []error
+	if in.Profile == nil && in.AvgRoomSize > 0 {
+		in.Profile = closestProfile(results, names, in.AvgRoomSize)
+	}
 	if in.BytesPerConn <= 0 {
 		if v, src := idleBytesPerConn(results); v > 0 {
 			in.BytesPerConn, in.BytesPerConnSource = v, src
@@ -212,7 +346,9 @@ func PlanFromResults(in PlanInput, results []*Result) (PlanInput, error) {
 		in.BytesPerConnSource = "given"
 	}
 	if in.DeliveriesPerCPUSec <= 0 {
-		if v, src := bestDeliveriesPerCPUSec(results); v > 0 {
+		if v, src := profileDeliveriesPerCPUSec(in.Profile); v > 0 {
+			in.DeliveriesPerCPUSec, in.DeliveriesPerCPUSecSource = v, src
+		} else if v, src := bestDeliveriesPerCPUSec(results); v > 0 {
 			in.DeliveriesPerCPUSec, in.DeliveriesPerCPUSecSource = v, src
 		} else {
 			errs = append(errs, errors.New("bench: no deliveries per CPU-second: no fanout or ramp step that lost nothing and measured gateway CPU, and none given"))
@@ -266,6 +402,79 @@ func stepsByConns(r *Result) []*Step {
 	return steps
 }
 
+// roomSize is the members per room of a fanout or ramp result, 0 when its
+// parameters do not say.
+func roomSize(r *Result) float64 {
+	v, err := strconv.ParseFloat(resultParam(r, "members", "room-size", "room_size", "members-per-room"), 64)
+	if err != nil || v <= 0 {
+		return 0
+	}
+	return v
+}
+
+// closestProfile gathers the loss-free steps without slow readers of the
+// fanout and ramp results whose room size is closest to size by ratio
+// (ties: the smaller); names[i] names results[i]. nil when none has such
+// a step.
+func closestProfile(results []*Result, names []string, size float64) *FanoutProfile {
+	steps := map[float64][]ProfileStep{}
+	for i, r := range results {
+		if r == nil || (r.Scenario != "fanout" && r.Scenario != "ramp") {
+			continue
+		}
+		rs := roomSize(r)
+		if rs == 0 {
+			continue
+		}
+		name := names[i]
+		if name == "" {
+			name = fmt.Sprintf("%s result of %s", r.Scenario, r.Started.Format("2006-01-02 15:04"))
+		}
+		for j := range r.Steps {
+			s := &r.Steps[j]
+			if s.Lost() > 0 || s.Gaps > 0 || s.Delivered == 0 || s.SlowReaders > 0 || s.Duration <= 0 {
+				continue
+			}
+			ps := ProfileStep{Source: name, Label: s.Label, Shape: resultShape(r),
+				DeliveredPerSec: s.DeliveredPerSec(), DeliveriesPerCPUSec: s.DeliveriesPerCPUSec()}
+			if s.Latency != nil {
+				ps.P99Micros = s.Latency.P99
+			}
+			steps[rs] = append(steps[rs], ps)
+		}
+	}
+	best, bestDist := 0.0, math.Inf(1)
+	for rs := range steps {
+		d := math.Abs(math.Log(rs / size))
+		if d < bestDist-1e-12 || (math.Abs(d-bestDist) <= 1e-12 && rs < best) {
+			best, bestDist = rs, d
+		}
+	}
+	if best == 0 {
+		return nil
+	}
+	p := &FanoutProfile{RoomSize: best, Steps: steps[best]}
+	sort.SliceStable(p.Steps, func(i, j int) bool { return p.Steps[i].DeliveredPerSec < p.Steps[j].DeliveredPerSec })
+	return p
+}
+
+// profileDeliveriesPerCPUSec returns the highest deliveries per gateway
+// CPU-second of p's steps.
+func profileDeliveriesPerCPUSec(p *FanoutProfile) (float64, string) {
+	if p == nil {
+		return 0, ""
+	}
+	var best float64
+	var src string
+	for _, s := range p.Steps {
+		if s.DeliveriesPerCPUSec > best {
+			best = s.DeliveriesPerCPUSec
+			src = fmt.Sprintf("the most efficient of the %d loss-free step(s) measured with %s-member rooms: %s", len(p.Steps), fmtNum(p.RoomSize), s)
+		}
+	}
+	return best, src
+}
+
 // bestDeliveriesPerCPUSec returns the highest deliveries per gateway
 // CPU-second of any fanout or ramp step that lost nothing.
 func bestDeliveriesPerCPUSec(results []*Result) (float64, string) {
@@ -312,6 +521,8 @@ func (o PlanOutput) Markdown() string {
 		fmt.Fprintf(&b, "; %s binds first", bindingName(o.Binding))
 	}
 	b.WriteString(".\n\n")
+	o.summary(&b, "")
+	b.WriteString("\n")
 	b.WriteString("| quantity | arithmetic | value |\n| --- | --- | --- |\n")
 	for _, l := range o.lines() {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", l.name, mdEscape(l.formula), l.value)
@@ -347,10 +558,30 @@ func (o PlanOutput) String() string {
 		fmt.Fprintf(&b, "; %s binds first", bindingName(o.Binding))
 	}
 	b.WriteString("\n")
+	o.summary(&b, "=> ")
 	for _, n := range o.notes() {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
 	return b.String()
+}
+
+// summary writes what one node takes and the latency at its load, one line
+// after prefix.
+func (o PlanOutput) summary(b *strings.Builder, prefix string) {
+	fmt.Fprintf(b, "%sone node takes %s conns (memory) and %s deliveries/s (CPU)",
+		prefix, fmtNum(math.Floor(o.ConnsPerNodeCap)), fmtNum(math.Floor(o.DeliveriesPerNodeCap)))
+	if o.Binding != "" {
+		fmt.Fprintf(b, "; %s binds first", bindingName(o.Binding))
+	}
+	if l := o.Latency; l != nil {
+		fmt.Fprintf(b, "; p99 %s, measured at %s", fmtMillis(l.P99Micros), l)
+		if l.DeliveredPerSec < o.DeliveriesPerNode {
+			fmt.Fprintf(b, ", below the %s deliveries/s per node planned", fmtNum(o.DeliveriesPerNode))
+		}
+	} else {
+		b.WriteString("; p99 unknown (no fan-out result given)")
+	}
+	b.WriteString("\n")
 }
 
 type planLine struct{ name, formula, value string }
@@ -387,16 +618,34 @@ func (o PlanOutput) lines() []planLine {
 		{"nodes by CPU", fmt.Sprintf("ceil(%s cores / %s cores) = ceil(%s)", fmtNum(o.CoresNeeded), fmtNum(o.UsableCoresPerNode), fmtNum(o.CPUNodes)),
 			fmt.Sprint(o.NodesByCPU)},
 		{"nodes", fmt.Sprintf("max(%d, %d, 1)", o.NodesByMem, o.NodesByCPU), fmt.Sprint(o.Nodes)},
-		{"load per node", fmt.Sprintf("%s conns, memory and cores / %d node(s), as a share of the whole node", fmtNum(o.Connections), o.Nodes),
-			fmt.Sprintf("%s conns, %s of memory, %s of cores", fmtNum(o.Connections/float64(o.Nodes)), fmtPct(o.MemUtil), fmtPct(o.CPUUtil))},
+		{"load per node", fmt.Sprintf("%s conns, %s deliveries/s, memory and cores / %d node(s), as a share of the whole node", fmtNum(o.Connections), fmtNum(o.DeliveriesPerSec), o.Nodes),
+			fmt.Sprintf("%s conns, %s deliveries/s, %s of memory, %s of cores", fmtNum(o.ConnsPerNode), fmtNum(o.DeliveriesPerNode), fmtPct(o.MemUtil), fmtPct(o.CPUUtil))},
+		{"conns one node takes", fmt.Sprintf("%s / (%s + %d B/conn)", fmtBytes(o.UsableMemPerNode), fmtNum(in.BytesPerConn), KernelBytesPerSocket),
+			fmtNum(math.Floor(o.ConnsPerNodeCap)) + " conns"},
+		{"deliveries one node takes", fmt.Sprintf("%s core(s) x %s deliveries/CPU-s", fmtNum(o.UsableCoresPerNode), fmtNum(in.DeliveriesPerCPUSec)),
+			fmtNum(math.Floor(o.DeliveriesPerNodeCap)) + " deliveries/s"},
+	}
+	if l := o.Latency; l != nil {
+		ls = append(ls, planLine{"p99 at the load per node", "measured at " + l.String(), fmtMillis(l.P99Micros)})
 	}
 	return ls
+}
+
+// fmtMillis formats a latency in µs as ms; 0 is "not measured".
+func fmtMillis(us float64) string {
+	if us <= 0 {
+		return "not measured"
+	}
+	return fmtNum(us/1000) + " ms"
 }
 
 // notes are the sources of the measured costs and the plan's caveats.
 func (o PlanOutput) notes() []string {
 	in := o.In
 	var ns []string
+	for _, e := range o.Extrapolations {
+		ns = append(ns, "extrapolated: "+e)
+	}
 	if in.BytesPerConnSource != "" {
 		ns = append(ns, "bytes per connection: "+in.BytesPerConnSource)
 	}
@@ -406,7 +655,7 @@ func (o PlanOutput) notes() []string {
 	ns = append(ns,
 		fmt.Sprintf("kernel memory per socket (%d B) was measured on the 2-core development machine (slabtop: tcp_sock, inode, dentry, file and epoll item per socket)", KernelBytesPerSocket),
 		"bytes per connection were measured with each connection in one room; more rooms per user cost more memory than planned here",
-		"deliveries per CPU-second come from the most efficient loss-free step measured; batching makes lighter loads cost more CPU per delivery")
+		"deliveries per CPU-second come from the most efficient loss-free step measured (of the closest room size when fan-out results are given); batching makes lighter loads cost more CPU per delivery")
 	return ns
 }
 

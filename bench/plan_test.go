@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -255,5 +257,240 @@ func TestPlanFromResults(t *testing.T) {
 	}
 	if _, err = PlanFromResults(PlanInput{BytesPerConn: 1, DeliveriesPerCPUSec: 1}, nil); err != nil {
 		t.Errorf("everything given: err = %v", err)
+	}
+}
+
+// measuredResults mimic the committed fan-out results: room sizes 2,000,
+// 500 and 100, the last both as a fanout and as a ramp.
+func measuredResults() []*Result {
+	lat := func(p99us float64) *Latency { return &Latency{P99: p99us} }
+	fanout := func(rooms, members string, s Step) *Result {
+		return &Result{Scenario: "fanout", Params: map[string]string{"rooms": rooms, "members": members,
+			"json": "fanout-" + rooms + "x" + members + ".json"}, Steps: []Step{s}}
+	}
+	return []*Result{
+		{Scenario: "idle", Steps: []Step{{Label: "18000", Conns: 18000, BytesPerConn: 2048}}},
+		// 400,000 delivered/s, 1 M per CPU-second: the best case.
+		fanout("1", "2000", Step{Label: "1x2000@200", Duration: 10, Expected: 4_000_000, Delivered: 4_000_000, GatewayCPU: 4, Latency: lat(100_000)}),
+		// With slow readers: never part of a profile.
+		{Scenario: "fanout", Params: map[string]string{"rooms": "1", "members": "2000", "slow": "200"}, Steps: []Step{
+			{Label: "slow", Duration: 10, Expected: 9_000_000, Delivered: 9_000_000, GatewayCPU: 1, SlowReaders: 200, Latency: lat(1)}}},
+		// 200,000 delivered/s, 266,667 per CPU-second.
+		fanout("10", "500", Step{Label: "10x500@400", Duration: 10, Expected: 2_000_000, Delivered: 2_000_000, GatewayCPU: 7.5, Latency: lat(136_000)}),
+		// 200,000 delivered/s, 200,000 per CPU-second.
+		fanout("100", "100", Step{Label: "100x100@2000", Duration: 10, Expected: 2_000_000, Delivered: 2_000_000, GatewayCPU: 10, Latency: lat(250_000)}),
+		{Scenario: "ramp", Params: map[string]string{"rooms": "100", "members": "100", "json": "ramp-100x100.json"}, Steps: []Step{
+			{Label: "100/s", Duration: 5, Expected: 50_000, Delivered: 50_000, GatewayCPU: 1, Latency: lat(3_800)},      // 10,000/s
+			{Label: "800/s", Duration: 5, Expected: 400_000, Delivered: 400_000, GatewayCPU: 5, Latency: lat(35_800)},   // 80,000/s
+			{Label: "3200/s", Duration: 5, Expected: 1_600_000, Delivered: 1_500_000, GatewayCPU: 1, Latency: lat(9e6)}, // lost: out
+		}},
+	}
+}
+
+func TestPlanProfileChoice(t *testing.T) {
+	all := measuredResults()
+	for _, c := range []struct {
+		size float64
+		want float64
+	}{
+		{60, 100},    // not the 2,000-member best case
+		{50, 100},    // below everything measured: the smallest
+		{1500, 2000}, // 2,000 is 1.33x away, 500 is 3x
+		{400, 500},
+		{5000, 2000}, // above everything measured: the largest
+		{1000, 500},  // 2x either way: the smaller
+	} {
+		in := examplePlanInput()
+		in.DeliveriesPerCPUSec = 0
+		in.AvgRoomSize = c.size
+		in, err := PlanFromResults(in, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Profile == nil || in.Profile.RoomSize != c.want {
+			t.Errorf("room size %g: profile %+v, want the %g-member one", c.size, in.Profile, c.want)
+		}
+	}
+
+	// Only the 100- and 2,000-member results given: 60 still picks 100.
+	in := examplePlanInput()
+	in.DeliveriesPerCPUSec = 0
+	in.AvgRoomSize = 60
+	in, err := PlanFromResults(in, []*Result{all[0], all[1], all[4]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Profile == nil || in.Profile.RoomSize != 100 {
+		t.Fatalf("profile %+v, want 100 members", in.Profile)
+	}
+
+	// The 100-member profile gathers the fanout and the ramp, loss-free
+	// steps only, by rate; its best step sets the CPU cost, not the
+	// 2,000-member best case.
+	in = examplePlanInput()
+	in.DeliveriesPerCPUSec = 0
+	in.AvgRoomSize = 60
+	in, err = PlanFromResults(in, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, s := range in.Profile.Steps {
+		labels = append(labels, s.Label)
+	}
+	if got := strings.Join(labels, ","); got != "100/s,800/s,100x100@2000" {
+		t.Errorf("100-member profile steps %s", got)
+	}
+	approxEq(t, "deliveries/CPU-s of the 100-member profile", in.DeliveriesPerCPUSec, 200_000)
+	if !strings.Contains(in.DeliveriesPerCPUSecSource, "fanout-100x100.json") || !strings.Contains(in.DeliveriesPerCPUSecSource, `"100x100@2000"`) {
+		t.Errorf("CPU source %q", in.DeliveriesPerCPUSecSource)
+	}
+
+	// The p99 reported is the step that measured the load of one node: here
+	// 1 node at 60,000 deliveries/s, measured by the 80,000/s step (not the
+	// 10,000/s one below it, nor the 200,000/s one above).
+	in.Users = 15_000
+	in.MsgsPerUserPerMin = 4
+	in.AvgRoomSize = 60 // 15,000 x 4 / 60 x 60 = 60,000 deliveries/s
+	o := Plan(in)
+	if o.Nodes != 1 || o.Latency == nil || o.Latency.Label != "800/s" || o.Latency.P99Micros != 35_800 {
+		t.Fatalf("nodes %d, latency step %+v, want 1 node measured by 800/s", o.Nodes, o.Latency)
+	}
+	s := o.String()
+	for _, want := range []string{
+		`p99 35.8 ms, measured at ramp-100x100.json, 100x100 step "800/s" (80,000 delivered/s)`,
+		"extrapolated: rooms of 60 members are planned with the closest measured room size, 100 members",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("String() lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "above the highest measured") || strings.Contains(s, "conns per node is past") {
+		t.Errorf("a measured load is noted as extrapolated:\n%s", s)
+	}
+}
+
+func TestPlanExtrapolations(t *testing.T) {
+	in := examplePlanInput()
+	in.DeliveriesPerCPUSec = 0
+	in, err := PlanFromResults(in, measuredResults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 M users, room size 50: 1,666,667 deliveries/s at 200,000 per
+	// CPU-second is 9 nodes of 1 usable core: 111,111 conns and 185,185
+	// deliveries/s each; the 200,000/s step measured that rate, but no
+	// process held 111,111 conns.
+	o := Plan(in)
+	if o.Nodes != 9 || o.Binding != "cpu" {
+		t.Fatalf("nodes %d binding %q, want 9 and cpu", o.Nodes, o.Binding)
+	}
+	approxEq(t, "conns per node", o.ConnsPerNode, 1_000_000.0/9)
+	if o.Latency == nil || o.Latency.Label != "100x100@2000" {
+		t.Errorf("latency step %+v, want 100x100@2000", o.Latency)
+	}
+	has := func(o PlanOutput, sub string) bool {
+		for _, e := range o.Extrapolations {
+			if strings.Contains(e, sub) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(o, "111,111.11 conns per node is past the ~19,500") {
+		t.Errorf("connections past one process not noted: %q", o.Extrapolations)
+	}
+	if has(o, "above the highest measured") {
+		t.Errorf("a measured rate noted as extrapolated: %q", o.Extrapolations)
+	}
+	if !strings.Contains(o.String(), "note: extrapolated: 111,111.11 conns per node") {
+		t.Errorf("String() lacks the extrapolation:\n%s", o)
+	}
+
+	// Twice the rate on 2-core nodes used fully: 3,333,333 deliveries/s at
+	// 200,000 per CPU-second on 2 cores is 9 nodes at 370,370/s each, above
+	// the 200,000/s measured: the p99 is the highest step's, and noted.
+	in.MsgsPerUserPerMin = 4
+	in.Headroom = 0
+	o = Plan(in)
+	if o.Latency == nil || o.Latency.Label != "100x100@2000" {
+		t.Errorf("latency step %+v, want the highest, 100x100@2000", o.Latency)
+	}
+	if !has(o, "deliveries/s per node is above the highest measured for 100-member rooms") {
+		t.Errorf("rate above the measured not noted: %q", o.Extrapolations)
+	}
+	if !strings.Contains(o.String(), "below the 370,370.37 deliveries/s per node planned") {
+		t.Errorf("String() does not say the latency was measured below the load:\n%s", o)
+	}
+
+	// A load a process measured: nothing extrapolated but the room size.
+	in = examplePlanInput()
+	in.Users = 10_000
+	in.AvgRoomSize = 100
+	in.DeliveriesPerCPUSec = 0
+	in, _ = PlanFromResults(in, measuredResults())
+	o = Plan(in)
+	if len(o.Extrapolations) != 0 {
+		t.Errorf("extrapolations at a measured load: %q", o.Extrapolations)
+	}
+}
+
+func TestPlanPerNodeAndBinding(t *testing.T) {
+	// 100,000 users in rooms of 60 (the 100-member profile: 200,000
+	// deliveries per CPU-second) on 2-core, 24 GiB nodes kept half empty.
+	in := examplePlanInput()
+	in.Users = 100_000
+	in.AvgRoomSize = 60
+	in.DeliveriesPerCPUSec = 0
+	in, err := PlanFromResults(in, measuredResults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 msg/min: 100,000 deliveries/s = 0.5 cores; 100,000 x 5,848 B =
+	// 0.045 of 12 GiB. CPU binds.
+	in.MsgsPerUserPerMin = 1
+	o := Plan(in)
+	approxEq(t, "conns one node takes", o.ConnsPerNodeCap, 12_884_901_888.0/(2048+3800))
+	approxEq(t, "deliveries one node takes", o.DeliveriesPerNodeCap, 200_000)
+	if o.Binding != "cpu" {
+		t.Errorf("binding %q, want cpu", o.Binding)
+	}
+	if s := o.String(); !strings.Contains(s, "one node takes 2,203,300 conns (memory) and 200,000 deliveries/s (CPU); CPU binds first") {
+		t.Errorf("String() lacks the per-node answer:\n%s", s)
+	}
+	// 0.01 msg/min: 1,000 deliveries/s = 0.005 cores, less than memory.
+	in.MsgsPerUserPerMin = 0.01
+	if o := Plan(in); o.Binding != "memory" {
+		t.Errorf("binding %q, want memory", o.Binding)
+	}
+	// Measured against the 2,000-member best case the same workload would
+	// need 5x less CPU: the profile, not the best case, decides.
+	in.MsgsPerUserPerMin = 1
+	in.AvgRoomSize = 1500
+	in.DeliveriesPerCPUSec, in.Profile = 0, nil
+	in, _ = PlanFromResults(in, measuredResults())
+	approxEq(t, "deliveries/CPU-s of the 2,000-member profile", in.DeliveriesPerCPUSec, 1_000_000)
+}
+
+func TestPlanFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	for i, r := range measuredResults() {
+		if err := r.WriteJSON(filepath.Join(dir, fmt.Sprintf("r%d.json", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := examplePlanInput()
+	in.DeliveriesPerCPUSec = 0
+	in.AvgRoomSize = 400
+	in, err := PlanFromFiles(in, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 10x500 result was the fourth written: named by its file.
+	if in.Profile == nil || in.Profile.RoomSize != 500 || in.Profile.Steps[0].Source != filepath.Join(dir, "r3.json") {
+		t.Errorf("profile from a directory: %+v", in.Profile)
+	}
+	if _, err := PlanFromFiles(in, filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("a missing file is not an error")
 	}
 }

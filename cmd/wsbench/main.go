@@ -304,16 +304,13 @@ func runPlan(args []string) error {
 	fs.Float64Var(&in.Headroom, "headroom", 0.5, "fraction of each node kept free (0.5: plan to use at most half)")
 	fs.Float64Var(&in.BytesPerConn, "bytes-per-conn", 0, "gateway memory per connection (default: from --from results)")
 	fs.Float64Var(&in.DeliveriesPerCPUSec, "deliveries-per-cpu-sec", 0, "deliveries per gateway CPU-second (default: from --from results)")
-	from := fs.String("from", "", "comma-separated result JSON files to take the measured figures from")
+	from := fs.String("from", "", "comma-separated result JSON files, or directories of them, to take the measured figures from\n(the fan-out profile is the one whose room size is closest to --avg-room-size)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *from != "" {
-		results, err := bench.ReadResults(strings.Split(*from, ",")...)
-		if err != nil {
-			return err
-		}
-		if in, err = bench.PlanFromResults(in, results); err != nil {
+		var err error
+		if in, err = bench.PlanFromFiles(in, strings.Split(*from, ",")...); err != nil {
 			return err
 		}
 	}
