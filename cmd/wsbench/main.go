@@ -187,6 +187,11 @@ func runScenario(name string, args []string) error {
 		}
 	}
 	started := time.Now()
+	if c.commit == "" {
+		// Read now, not when a long run ends: commits made meanwhile are
+		// not what the gateway under test was built from.
+		c.commit = bench.GitCommit(".")
+	}
 	var res *bench.Result
 	var err error
 	switch name {
@@ -225,9 +230,6 @@ func runScenario(name string, args []string) error {
 	res.Started = started
 	res.Machine = bench.ThisMachine()
 	res.Gateway = bench.GatewayInfo{Addr: c.addr, PID: c.pid, Commit: c.commit}
-	if res.Gateway.Commit == "" {
-		res.Gateway.Commit = bench.GitCommit(".")
-	}
 	if c.gwFlags != "" {
 		res.Gateway.Flags = strings.Fields(c.gwFlags)
 	}
