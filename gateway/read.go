@@ -23,7 +23,7 @@ func (s *Server) onData(c *nbio.Conn, data []byte) {
 		s.onTLSData(c, tc, data)
 		return
 	}
-	s.onPlain(c, data, false)
+	s.onPlain(c, data, nil)
 }
 
 // onTLSData decrypts as nbio's TLSDataHandler does, then hands each
@@ -41,7 +41,7 @@ func (s *Server) onTLSData(c *nbio.Conn, tc *tls.Conn, data []byte) {
 		if n == 0 {
 			return
 		}
-		s.onPlain(c, buf[:n], true)
+		s.onPlain(c, buf[:n], tc)
 	}
 }
 
@@ -58,8 +58,9 @@ func tlsOf(c *nbio.Conn) *tls.Conn {
 	return nil
 }
 
-// onPlain handles plaintext read from socket c.
-func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
+// onPlain handles plaintext read from socket c, over tc for TLS sockets
+// (nil for plain ones).
+func (s *Server) onPlain(c *nbio.Conn, data []byte, tc *tls.Conn) {
 	pc, _ := c.Session().(nbhttp.ParserCloser)
 	ws, ok := pc.(*websocket.Conn)
 	if !ok {
@@ -70,7 +71,7 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
 			s.m.Refused("header_too_large")
 			s.logs.line("handshake refused", "status", http.StatusRequestHeaderFieldsTooLarge,
 				"reason", "request headers over --max-header-bytes", "remote", c.RemoteAddr().String())
-			if tc := tlsOf(c); tc != nil {
+			if tc != nil {
 				_, _ = tc.Write([]byte(headersTooLarge))
 			} else {
 				_, _ = c.Write([]byte(headersTooLarge))
@@ -81,7 +82,7 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
 		if data = data[:n]; len(data) == 0 {
 			return
 		}
-		if !isTLS {
+		if tc == nil {
 			c.DataHandler()(c, data)
 		} else if pc == nil {
 			_ = c.Close()
@@ -133,7 +134,7 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, isTLS bool) {
 // the answer, or the handshake sweep does.
 func (s *Server) oneAnswer(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if res, ok := w.(*nbhttp.Response); ok && res.Parser != nil && !s.pending.answer(res.Parser.Conn) {
+		if c := requestConn(w); c != nil && !s.pending.answer(c) {
 			if hj, ok := w.(http.Hijacker); ok {
 				_, _, _ = hj.Hijack()
 				return
@@ -142,6 +143,15 @@ func (s *Server) oneAnswer(h http.Handler) http.Handler {
 		w.Header().Set("Connection", "close")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// requestConn returns the socket a request arrived on, or nil when w is
+// not nbio's.
+func requestConn(w http.ResponseWriter) net.Conn {
+	if res, ok := w.(*nbhttp.Response); ok && res.Parser != nil {
+		return res.Parser.Conn
+	}
+	return nil
 }
 
 // socketOf returns the connection a WebSocket writes to, unwrapped from

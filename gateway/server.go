@@ -467,8 +467,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// may arrive before serveWS is done, and are guarded with it.
 	sess := &session{srv: s, ident: ident, expIdx: -1}
 	sess.guard.ctrl.Init(s.cfg.Burst, time.Now().UnixNano())
-	if res, ok := w.(*nbhttp.Response); ok && res.Parser != nil {
-		s.pending.attach(res.Parser.Conn, sess)
+	if c := requestConn(w); c != nil {
+		s.pending.attach(c, sess)
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {

@@ -50,8 +50,6 @@ func checkLimits(name string, l nodeLimits, fp bench.FanoutParams, pairs int, ra
 		if fp.Publishers > 0 {
 			perSender = fp.Rate / float64(fp.Publishers)
 		}
-	case "ramp":
-		perSender = 0 // checked per step by the ramp's own loss bound
 	case "dm":
 		if pairs > 0 {
 			perSender = rate / float64(2*pairs)
@@ -61,7 +59,7 @@ func checkLimits(name string, l nodeLimits, fp bench.FanoutParams, pairs int, ra
 		problems = append(problems, fmt.Sprintf("each sender would send %.1f msgs/s, over the node's rate limit of %.1f/s (gateway --rate, --burst)", perSender, l.Rate))
 	}
 	// A message frame is the text plus ~100 bytes of JSON around it.
-	if l.MaxMessageBytes > 0 && fp.Payload+100 > l.MaxMessageBytes && name != "idle" && name != "connect" {
+	if l.MaxMessageBytes > 0 && fp.Payload+100 > l.MaxMessageBytes {
 		problems = append(problems, fmt.Sprintf("--payload %d does not fit the node's %d-byte messages (gateway --max-message-bytes)", fp.Payload, l.MaxMessageBytes))
 	}
 	if len(problems) > 0 {

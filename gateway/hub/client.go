@@ -130,7 +130,7 @@ func (c *Client) sendLocked(b []byte) {
 			c.overSince = now
 			return
 		}
-		if time.Duration(now-c.overSince)*time.Microsecond < c.hub.backlogGrace {
+		if time.Duration(now-c.overSince)*time.Microsecond < c.hub.cfg.BacklogGrace {
 			return
 		}
 	}

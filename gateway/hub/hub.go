@@ -66,8 +66,7 @@ type Hub struct {
 	cfg  Config
 	seed maphash.Seed
 
-	start        time.Time     // the origin of clock
-	backlogGrace time.Duration // cfg.BacklogGrace or its default
+	start time.Time // the origin of clock
 
 	rooms   [roomShards]roomShard
 	clients [clientShards]registry
@@ -243,10 +242,10 @@ func New(cfg Config) *Hub {
 	if cfg.Workers > math.MaxUint16 {
 		cfg.Workers = math.MaxUint16 // Room.worker is a uint16
 	}
-	h := &Hub{cfg: cfg, seed: maphash.MakeSeed(), start: time.Now(), backlogGrace: cfg.BacklogGrace}
-	if h.backlogGrace <= 0 {
-		h.backlogGrace = DefaultBacklogGrace
+	if cfg.BacklogGrace <= 0 {
+		cfg.BacklogGrace = DefaultBacklogGrace
 	}
+	h := &Hub{cfg: cfg, seed: maphash.MakeSeed(), start: time.Now()}
 	for i := range h.rooms {
 		h.rooms[i].rooms = make(map[string]*Room)
 	}
