@@ -653,7 +653,7 @@ func (o PlanOutput) notes() []string {
 		ns = append(ns, "deliveries per CPU-second: "+in.DeliveriesPerCPUSecSource)
 	}
 	ns = append(ns,
-		fmt.Sprintf("kernel memory per socket (%d B) was measured on the 2-core development machine (slabtop: tcp_sock, inode, dentry, file and epoll item per socket)", KernelBytesPerSocket),
+		fmt.Sprintf("kernel memory per socket (%d B) is an assumption read with slabtop on the 2-core development machine (tcp_sock, inode, dentry, file and epoll item per socket), not a committed measurement", KernelBytesPerSocket),
 		"bytes per connection were measured with each connection in one room; more rooms per user cost more memory than planned here",
 		"deliveries per CPU-second come from the most efficient loss-free step measured (of the closest room size when fan-out results are given); batching makes lighter loads cost more CPU per delivery")
 	return ns
