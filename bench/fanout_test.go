@@ -90,7 +90,7 @@ func newFanout(b testing.TB, members int, obs hub.Observer) *fanout {
 	for i := 0; i < members; i++ {
 		s := &discard{done: &f.done}
 		f.sinks = append(f.sinks, s)
-		c := f.h.NewClient("user"+itoa(i), "s", s, 0)
+		c := f.h.NewClient("user"+itoa(i), s, 0)
 		if _, err := f.h.Join(c, room, joined); err != nil {
 			b.Fatal(err)
 		}

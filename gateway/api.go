@@ -159,7 +159,15 @@ func (s *Server) apiPresence(_ http.ResponseWriter, r *http.Request) (int, any) 
 	if !codec.ValidRoom(room) {
 		return http.StatusBadRequest, apiError(codeBadRequest, "invalid room name: 1-64 characters of A-Z a-z 0-9 _ . : - (or @user)")
 	}
-	users, total, err := s.presence(room)
+	type answer struct {
+		users []string
+		total int
+		err   error
+	}
+	ch := make(chan answer, 1)
+	s.presence(room, func(users []string, total int, err error) { ch <- answer{users, total, err} })
+	a := <-ch
+	users, total, err := a.users, a.total, a.err
 	if err != nil {
 		return http.StatusServiceUnavailable, apiError(codeUnavailable, "presence store unavailable")
 	}

@@ -111,17 +111,24 @@ func (s *Server) broadcast(room string, frame []byte, exclude *hub.Client, kind 
 	}
 }
 
-// announce tells room that user came online (its first connection there
-// joined) or went offline (its last one left). In cluster mode the news is
-// the cluster's: only when no other node holds a connection of the user
-// in the room, as Redis's presence entries tell (asynchronously).
-func (s *Server) announce(room, user string, online bool, exclude *hub.Client) {
+// announce records that user came online in room (its first connection
+// there joined) or went offline (its last one left), and tells the room
+// when event says the room is within the presence cap. Alone that is all;
+// in cluster mode the user's presence entry is recorded in Redis whatever
+// the room's size (presence lists count every member), and the news is the
+// cluster's: told only when no other node holds a connection of the user
+// in the room, and when the room's entries across the cluster are within
+// the cap too, as Redis tells (asynchronously).
+func (s *Server) announce(room, user string, online bool, exclude *hub.Client, event bool) {
 	if s.cluster == nil {
-		s.broadcastPresence(room, user, online, exclude)
+		if event {
+			s.broadcastPresence(room, user, online, exclude)
+		}
 		return
 	}
-	done := func(elsewhere bool) {
-		if !elsewhere {
+	max := s.hub.PresenceMaxMembers()
+	done := func(elsewhere bool, entries int) {
+		if event && !elsewhere && entries <= max {
 			s.broadcastPresence(room, user, online, exclude)
 		}
 	}
@@ -137,11 +144,14 @@ func (s *Server) broadcastPresence(room, user string, online bool, exclude *hub.
 	s.broadcast(room, ev, exclude, hub.KindPresence)
 }
 
-// presence lists room's users: this node's alone, the cluster's from Redis.
-func (s *Server) presence(room string) ([]string, int, error) {
+// presence lists room's users and calls done with up to presenceListMax
+// of them and their count: this node's alone, at once; the cluster's from
+// Redis, later and on the cluster's publisher goroutine.
+func (s *Server) presence(room string, done func(users []string, total int, err error)) {
 	if s.cluster == nil || codec.IsInbox(room) {
 		users, total := s.hub.Presence(room, presenceListMax)
-		return users, total, nil
+		done(users, total, nil)
+		return
 	}
-	return s.cluster.Presence(room, presenceListMax)
+	s.cluster.PresenceList(room, presenceListMax, done)
 }

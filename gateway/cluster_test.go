@@ -34,6 +34,14 @@ func startCluster(t *testing.T, nodes int, redisURL string) []*node {
 	return out
 }
 
+// onePass skips a test that brings its own redis-server and nodes in the
+// -backend=redis pass: it would run exactly as in the memory pass.
+func onePass(t *testing.T) {
+	if clusterMode(t) {
+		t.Skip("brings its own Redis: runs in the -backend=memory pass")
+	}
+}
+
 // waitReady waits until /readyz answers want.
 func waitReady(t *testing.T, n *node, want int) {
 	t.Helper()
@@ -54,6 +62,7 @@ func waitReady(t *testing.T, n *node, want int) {
 }
 
 func TestClusterRoomOrderAcrossNodes(t *testing.T) {
+	onePass(t)
 	const each = 40
 	r := redistest.Start(t)
 	nodes := startCluster(t, 3, r.URL())
@@ -98,6 +107,7 @@ func TestClusterRoomOrderAcrossNodes(t *testing.T) {
 }
 
 func TestClusterDMAcrossNodes(t *testing.T) {
+	onePass(t)
 	r := redistest.Start(t)
 	nodes := startCluster(t, 3, r.URL())
 	alice, bob, alice2 := nodes[0].dial(t, "alice"), nodes[1].dial(t, "bob"), nodes[2].dial(t, "alice")
@@ -117,6 +127,7 @@ func TestClusterDMAcrossNodes(t *testing.T) {
 }
 
 func TestClusterResumeOnAnotherNode(t *testing.T) {
+	onePass(t)
 	r := redistest.Start(t)
 	nodes := startCluster(t, 3, r.URL())
 	alice, bob := nodes[0].dial(t, "alice"), nodes[1].dial(t, "bob")
@@ -152,6 +163,7 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 }
 
 func TestClusterPresenceAcrossNodes(t *testing.T) {
+	onePass(t)
 	r := redistest.Start(t)
 	nodes := startCluster(t, 3, r.URL())
 	alice, bob := nodes[0].dial(t, "alice"), nodes[1].dial(t, "bob")
@@ -198,6 +210,7 @@ func TestClusterPresenceAcrossNodes(t *testing.T) {
 // a member sends; the nodes go unready and come back, and every message
 // that was acknowledged reaches the member on the other node, in order.
 func TestClusterRedisRestart(t *testing.T) {
+	onePass(t)
 	r := redistest.StartPersistent(t)
 	nodes := startCluster(t, 2, r.URL())
 	sender, member := nodes[0].dial(t, "sender"), nodes[1].dial(t, "member")
@@ -261,6 +274,7 @@ func TestClusterRedisRestart(t *testing.T) {
 // (no id) with the new epoch, recovered false and the room's seq, and the
 // seq order continues from it (docs/protocol.md, "History lost while connected").
 func TestClusterRedisLostData(t *testing.T) {
+	onePass(t)
 	r := redistest.Start(t)
 	nodes := startCluster(t, 2, r.URL())
 	sender, member := nodes[0].dial(t, "sender"), nodes[1].dial(t, "member")
@@ -307,6 +321,7 @@ func TestClusterRedisLostData(t *testing.T) {
 // TestClusterThroughSentinel: --redis-url with ?master_name= finds the
 // master through Redis Sentinel.
 func TestClusterThroughSentinel(t *testing.T) {
+	onePass(t)
 	r := redistest.Start(t)
 	sentinel := redistest.Sentinel(t, r)
 	nodes := startCluster(t, 2, "redis://"+sentinel+"/0?master_name=mymaster")
@@ -322,6 +337,7 @@ func TestClusterThroughSentinel(t *testing.T) {
 // TestClusterOnRedisCluster: the same through a Redis Cluster of three
 // masters; rooms land on different slots, and a room's script touches one.
 func TestClusterOnRedisCluster(t *testing.T) {
+	onePass(t)
 	addrs := redistest.Cluster(t)
 	url := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 	nodes := startCluster(t, 2, url)

@@ -94,7 +94,7 @@ func (s *Server) fuzzSession(t *testing.T, user string) (*session, *memSink) {
 	now := time.Now().UnixNano()
 	ss := &session{srv: s, expIdx: -1}
 	ss.bucket.Init(s.cfg.Burst, now)
-	ss.c = s.hub.NewClient(user, "s-"+user, sink, now)
+	ss.c = s.hub.NewClient(user, sink, now)
 	ss.welcome()
 	return ss, sink
 }

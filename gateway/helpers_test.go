@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chatgw/gateway/gateway"
 	"github.com/chatgw/gateway/internal/gatewaytest"
+	"github.com/chatgw/gateway/internal/redistest"
 )
 
 // These tests run a real node on loopback and talk to it with gorilla/websocket,
@@ -26,10 +28,46 @@ type node struct {
 	cfg gateway.Config
 }
 
+// backend is the backend the package's nodes run on. The protocol tests
+// run in both modes (scripts/test.sh runs the package twice):
+//
+//	go test ./gateway/                   a node alone, memory store
+//	go test ./gateway/ -backend=redis    each node in cluster mode on a real
+//	                                     redis-server of its own
+//
+// Where the contract lets the modes differ, a test says so with
+// clusterMode and the difference is in docs/protocol.md.
+var backend = flag.String("backend", "memory", `"memory" (nodes alone) or "redis" (each node on a redis-server of its own)`)
+
+// clusterMode reports whether nodes started with startNode run in cluster
+// mode (-backend=redis).
+func clusterMode(t *testing.T) bool {
+	switch *backend {
+	case "memory":
+		return false
+	case "redis":
+		return true
+	}
+	t.Fatalf("-backend=%q: want memory or redis", *backend)
+	return false
+}
+
 func startNode(t *testing.T, mutate func(*gateway.Config)) *node {
 	t.Helper()
-	srv, cfg := gatewaytest.Start(t, mutate)
-	return &node{srv: srv, cfg: cfg}
+	own := false // a redis-server started for this node alone
+	srv, cfg := gatewaytest.Start(t, func(c *gateway.Config) {
+		if mutate != nil {
+			mutate(c)
+		}
+		if c.RedisURL == "" && clusterMode(t) {
+			c.RedisURL, own = redistest.Start(t).URL(), true
+		}
+	})
+	n := &node{srv: srv, cfg: cfg}
+	if own && cfg.AdminAddr != "" {
+		waitReady(t, n, 200)
+	}
+	return n
 }
 
 func (n *node) wsURL(query string) string {
@@ -51,6 +89,7 @@ type client struct {
 	frames chan frame
 	closed chan error // the read error that ended the connection
 	seen   []frame    // frames skipped by waitFor, for failure messages
+	held   []frame    // frames request read past its reply, in order: read first by next, waitFor, quiet
 }
 
 // dial connects as user and consumes welcome and the inbox's joined frame.
@@ -126,6 +165,17 @@ func (c *client) send(v any) {
 // next returns the next frame, failing the test after waitFrame.
 func (c *client) next() frame {
 	c.t.Helper()
+	if len(c.held) > 0 {
+		f := c.held[0]
+		c.held = c.held[1:]
+		return f
+	}
+	return c.fresh()
+}
+
+// fresh is next without the held frames.
+func (c *client) fresh() frame {
+	c.t.Helper()
 	select {
 	case f, ok := <-c.frames:
 		if !ok {
@@ -142,6 +192,14 @@ func (c *client) next() frame {
 // holds, skipping others.
 func (c *client) waitFor(typ string, match func(frame) bool) frame {
 	c.t.Helper()
+	for len(c.held) > 0 {
+		f := c.held[0]
+		c.held = c.held[1:]
+		if f.str("type") == typ && (match == nil || match(f)) {
+			return f
+		}
+		c.seen = append(c.seen, f)
+	}
 	deadline := time.After(waitFrame)
 	for {
 		select {
@@ -159,23 +217,32 @@ func (c *client) waitFor(typ string, match func(frame) bool) frame {
 	}
 }
 
-// request sends v and returns the reply carrying its id.
+// request sends v and returns the reply carrying its id. The frames read
+// before it are held for the next reads, in order: a reply's place among
+// deliveries and events is not fixed (a sender's own message may come
+// before or after its ack, docs/protocol.md "Own sends").
 func (c *client) request(v map[string]any) frame {
 	c.t.Helper()
 	id := v["id"].(string)
 	c.send(v)
 	for {
-		f := c.next()
+		f := c.fresh()
 		if f.str("id") == id {
 			return f
 		}
-		c.seen = append(c.seen, f)
+		c.held = append(c.held, f)
 	}
 }
 
 // quiet asserts that no frame of type typ arrives within d.
 func (c *client) quiet(typ string, d time.Duration) {
 	c.t.Helper()
+	for _, f := range c.held {
+		if typ == "" || f.str("type") == typ {
+			c.t.Fatalf("%s: unexpected frame %v", c.user, f)
+		}
+	}
+	c.held = nil
 	deadline := time.After(d)
 	for {
 		select {

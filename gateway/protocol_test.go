@@ -128,7 +128,7 @@ func TestDirectMessage(t *testing.T) {
 	if m.str("room") != "@bob" || m.num("seq") != 1 || m.str("from") != "alice" || m.str("to") != "bob" || m.str("text") != "psst" {
 		t.Fatalf("bob got %v", m)
 	}
-	m = a.waitFor("message", nil)
+	m = a.waitFor("message", nil) // before or after the ack (docs/protocol.md, Own sends)
 	if m.str("room") != "@alice" || m.num("seq") != 1 || m.str("to") != "bob" {
 		t.Fatalf("alice's copy %v", m)
 	}

@@ -406,7 +406,7 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	if code != hub.CloseNormal && code != hub.CloseGoingAway {
 		// At most one line per connection that ended for a reason worth
 		// knowing, never one per message, and rate-limited as a whole.
-		s.logs.line("connection closed", "user", sess.c.User, "session", sess.c.Session,
+		s.logs.line("connection closed", "user", sess.c.User, "session", sess.id(),
 			"code", closeCodeOf(code), "reason", closeReason(code), "remote", ws.RemoteAddr().String())
 	}
 	s.admit.release()
@@ -480,7 +480,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UnixNano()
 	sess.bucket.Init(s.cfg.Burst, now)
-	sess.c = s.hub.NewClient(user, newSessionID(), socketOf(ws), now)
+	_, _ = rand.Read(sess.sid[:])
+	sess.c = s.hub.NewClient(user, socketOf(ws), now)
 	ws.SetSession(sess)
 	s.pending.upgraded(ws.UnderlayerConn())
 	if ident != nil {

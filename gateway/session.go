@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/hex"
 	"errors"
 	"math"
 	"runtime/debug"
@@ -62,13 +63,17 @@ type session struct {
 	guard    frameGuard   // raw frame checks, on the poller goroutine
 	inbound  atomic.Int64 // bytes of messages read and not yet handled (frameGuard)
 	pending  *codec.Frame // the reply being built (see frame)
+	sid      [4]byte      // session id (see id); random
 }
+
+// id is the session id announced in welcome: 8 hex digits.
+func (ss *session) id() string { return hex.EncodeToString(ss.sid[:]) }
 
 // welcome sends the first frames: welcome, then the inbox's joined.
 func (ss *session) welcome() {
 	cfg := &ss.srv.cfg
 	f := codec.NewFrame()
-	f.B = codec.AppendWelcome(f.B, ss.c.User, ss.c.Session, cfg.NodeID, int(cfg.Heartbeat/time.Second),
+	f.B = codec.AppendWelcome(f.B, ss.c.User, ss.id(), cfg.NodeID, int(cfg.Heartbeat/time.Second),
 		codec.Limits{MaxMessageBytes: cfg.MaxMessageBytes, Rate: cfg.Rate, Burst: cfg.Burst, MaxRooms: cfg.MaxRooms})
 	ss.c.Send(f.Bytes())
 	f.Release()
@@ -89,13 +94,17 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 // now. data is only valid during the call.
 func (ss *session) handleFrame(text bool, data []byte, now int64) {
 	ss.c.Seen(now)
-	if ss.c.Closing() {
+	// The frame is owed its reply: a close started meanwhile (here, or by
+	// a drain or a token's expiry elsewhere) waits until it is written.
+	// After a close has started, frames are dropped.
+	if !ss.c.Owe() {
 		return
 	}
+	defer ss.c.Repay()
 	// A bug in a handler must cost one connection (1011), not the node.
 	defer func() {
 		if r := recover(); r != nil {
-			ss.srv.log.Error("handler panic", "user", ss.c.User, "session", ss.c.Session, "panic", r,
+			ss.srv.log.Error("handler panic", "user", ss.c.User, "session", ss.id(), "panic", r,
 				"stack", string(debug.Stack()))
 			ss.c.Close(closeInternal, "internal error")
 		}
@@ -293,8 +302,8 @@ func (ss *session) join(req *codec.Request) {
 		return
 	}
 	ss.srv.m.Reply("joined")
-	if res.FirstConn && !res.Rejoin && !inbox && res.Users <= ss.srv.hub.PresenceMaxMembers() {
-		ss.srv.announce(req.Room, ss.c.User, true, ss.c)
+	if res.FirstConn && !res.Rejoin && !inbox {
+		ss.srv.announce(req.Room, ss.c.User, true, ss.c, res.Users <= ss.srv.hub.PresenceMaxMembers())
 	}
 }
 
@@ -344,10 +353,10 @@ func (s *Server) joined(req *codec.Request, j *codec.Joined) error {
 }
 
 func (ss *session) offline(room string, usersBefore int) {
-	if codec.IsInbox(room) || usersBefore > ss.srv.hub.PresenceMaxMembers() {
+	if codec.IsInbox(room) {
 		return
 	}
-	ss.srv.announce(room, ss.c.User, false, nil)
+	ss.srv.announce(room, ss.c.User, false, nil, usersBefore <= ss.srv.hub.PresenceMaxMembers())
 }
 
 func (ss *session) leave(req *codec.Request) {
@@ -388,6 +397,7 @@ func (ss *session) send(req *codec.Request) {
 		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
 		return
 	}
+	ss.c.OweLater() // repaid by ackOrFail, which may run on another goroutine
 	m := &codec.Message{Room: req.Room, From: ss.c.User, Text: req.Text, Data: req.Data}
 	id := req.ID
 	ss.srv.publish(req.Room, ss.c.User, req.Key, m, func(ack pubAck, err error) { ss.ackOrFail(id, ack, err) })
@@ -401,6 +411,7 @@ func (ss *session) dm(req *codec.Request) {
 	if !ss.checkBody(req) {
 		return
 	}
+	ss.c.OweLater() // repaid by ackOrFail, which may run on another goroutine
 	to := &codec.Message{From: ss.c.User, To: req.To, Text: req.Text, Data: req.Data, Room: codec.Inbox(req.To)}
 	id, self := req.ID, req.To == ss.c.User
 	ss.srv.publish(to.Room, ss.c.User, req.Key, to, func(ack pubAck, err error) {
@@ -467,8 +478,10 @@ func (s *Server) publishLocal(room, user, key string, m *codec.Message) (pubAck,
 	return ack, err
 }
 
-// ackOrFail answers a send or dm; it may run outside the handler.
+// ackOrFail answers a send or dm, whose reply was owed (see hub.Client.Owe);
+// it may run outside the handler.
 func (ss *session) ackOrFail(id string, ack pubAck, err error) {
+	defer ss.c.Repay()
 	switch {
 	case errors.Is(err, history.ErrUnavailable):
 		ss.fail(id, codeUnavailable, "history store unavailable; retry with the same key")
@@ -558,12 +571,16 @@ func (ss *session) presence(req *codec.Request) {
 		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
 		return
 	}
-	users, total, err := ss.srv.presence(req.Room)
-	if err != nil {
-		ss.fail(req.ID, codeUnavailable, "presence store unavailable")
-		return
-	}
-	ss.reply("presence", codec.AppendPresenceList(ss.frame(), req.ID, req.Room, users, total))
+	id, room := req.ID, req.Room
+	ss.c.OweLater() // in cluster mode the answer comes from Redis, later
+	ss.srv.presence(room, func(users []string, total int, err error) {
+		defer ss.c.Repay()
+		if err != nil {
+			ss.fail(id, codeUnavailable, "presence store unavailable")
+			return
+		}
+		ss.sendReply("presence", func(b []byte) []byte { return codec.AppendPresenceList(b, id, room, users, total) })
+	})
 }
 
 // quoteShort bounds client-chosen text echoed in error messages.

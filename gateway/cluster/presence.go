@@ -43,7 +43,8 @@ local function others_live(p, pl, user, me, now)
 end
 `
 
-// KEYS p, pl; ARGV user, node, expiry ms, now ms, key ttl ms.
+// KEYS p, pl; ARGV user, node, expiry ms, now ms, key ttl ms. Returns
+// {whether the user is online on another node, entries after}.
 var presenceJoin = redis.NewScript(othersLive + `
 local me = ARGV[1] .. '|' .. ARGV[2]
 local online = others_live(KEYS[1], KEYS[2], ARGV[1], me, tonumber(ARGV[4]))
@@ -51,15 +52,17 @@ redis.call('ZADD', KEYS[1], ARGV[3], me)
 redis.call('ZADD', KEYS[2], 0, me)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return online
+return {online, redis.call('ZCARD', KEYS[1])}
 `)
 
-// KEYS p, pl; ARGV user, node, now ms.
+// KEYS p, pl; ARGV user, node, now ms. Returns {whether the user is still
+// online on another node, entries before}.
 var presenceLeave = redis.NewScript(othersLive + `
 local me = ARGV[1] .. '|' .. ARGV[2]
+local before = redis.call('ZCARD', KEYS[1])
 redis.call('ZREM', KEYS[1], me)
 redis.call('ZREM', KEYS[2], me)
-return others_live(KEYS[1], KEYS[2], ARGV[1], me, tonumber(ARGV[3]))
+return {others_live(KEYS[1], KEYS[2], ARGV[1], me, tonumber(ARGV[3])), before}
 `)
 
 // KEYS p, pl; ARGV now ms. Removes expired entries and returns the users
@@ -84,54 +87,73 @@ func (n *Node) presenceTTL() time.Duration { return presenceTTLFactor * n.cfg.Pr
 
 // PresenceJoin records that user's first local connection joined room;
 // done (on the publisher goroutine) learns whether the user was online in
-// the room on another node already. Skipped when Redis is down.
-func (n *Node) PresenceJoin(room, user string, done func(elsewhere bool)) {
+// the room on another node already, and how many presence entries (one
+// per user per node, expired ones until swept) the room has now. Skipped
+// when Redis is down.
+func (n *Node) PresenceJoin(room, user string, done func(elsewhere bool, entries int)) {
 	now := nowMs()
 	ttl := n.presenceTTL().Milliseconds()
 	n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
 		return presenceJoin.EvalSha(ctx, p, presenceKeys(room), user, n.cfg.NodeID, now+ttl, now, 2*ttl)
-	}, then: func(c *redis.Cmd) {
-		v, err := c.Int()
-		if err == nil {
-			done(v == 1)
-		}
-	}})
+	}, then: func(c *redis.Cmd) { presenceDone(c, done) }})
 }
 
 // PresenceLeave records that user's last local connection left room; done
-// learns whether the user is still online there on another node.
-func (n *Node) PresenceLeave(room, user string, done func(elsewhere bool)) {
+// learns whether the user is still online there on another node, and how
+// many presence entries the room had before.
+func (n *Node) PresenceLeave(room, user string, done func(elsewhere bool, entries int)) {
 	now := nowMs()
 	n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
 		return presenceLeave.EvalSha(ctx, p, presenceKeys(room), user, n.cfg.NodeID, now)
-	}, then: func(c *redis.Cmd) {
-		v, err := c.Int()
-		if err == nil {
-			done(v == 1)
-		}
-	}})
+	}, then: func(c *redis.Cmd) { presenceDone(c, done) }})
 }
 
-func (n *Node) queue(j job) {
+// presenceDone parses a join or leave script's {online elsewhere, entries}.
+func presenceDone(c *redis.Cmd, done func(bool, int)) {
+	v, err := c.Int64Slice()
+	if err == nil && len(v) == 2 {
+		done(v[0] == 1, int(v[1]))
+	}
+}
+
+// queue queues j unless Redis is down or the queue is full, and reports
+// whether it did.
+func (n *Node) queue(j job) bool {
 	if !n.Ready() {
-		return
+		return false
 	}
 	select {
 	case n.jobs <- j:
+		return true
 	default:
+		return false
 	}
 }
 
-// Presence returns up to max of room's users online on any node, sorted,
-// and how many there are.
-func (n *Node) Presence(room string, max int) ([]string, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	ms, err := n.cfg.Client.ZRangeByScore(ctx, presenceKeys(room)[0],
-		&redis.ZRangeBy{Min: "(" + strconv.FormatInt(nowMs(), 10), Max: "+inf"}).Result()
-	if err != nil {
-		return nil, 0, history.ErrUnavailable
+// PresenceList reads room's users online on any node and calls done (on
+// the publisher goroutine) with up to max of them, sorted, and how many
+// there are, or ErrUnavailable. The read is queued behind this node's
+// presence writes, so a user whose join this node has answered is listed.
+func (n *Node) PresenceList(room string, max int, done func(users []string, total int, err error)) {
+	ok := n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
+		return p.Do(ctx, "ZRANGEBYSCORE", presenceKeys(room)[0], "("+strconv.FormatInt(nowMs(), 10), "+inf")
+	}, then: func(c *redis.Cmd) {
+		ms, err := c.StringSlice()
+		if err != nil {
+			done(nil, 0, ErrUnavailable)
+			return
+		}
+		users, total := presenceUsers(ms, max)
+		done(users, total, nil)
+	}})
+	if !ok {
+		done(nil, 0, ErrUnavailable)
 	}
+}
+
+// presenceUsers turns "user|node" entries into up to max distinct users,
+// sorted, and their count.
+func presenceUsers(ms []string, max int) ([]string, int) {
 	seen := map[string]bool{}
 	users := []string{}
 	for _, m := range ms {
@@ -145,7 +167,7 @@ func (n *Node) Presence(room string, max int) ([]string, int, error) {
 	if len(users) > max {
 		users = users[:max]
 	}
-	return users, total, nil
+	return users, total
 }
 
 // presenceLoop refreshes this node's entries and sweeps expired ones in the

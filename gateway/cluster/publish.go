@@ -23,8 +23,13 @@ type job struct {
 }
 
 func (j job) fail(err error) {
-	if j.done != nil {
+	switch {
+	case j.done != nil:
 		j.done(history.Ack{}, false, err)
+	case j.then != nil:
+		c := redis.NewCmd(context.Background())
+		c.SetErr(err)
+		j.then(c)
 	}
 }
 

@@ -72,7 +72,7 @@ func TestSlowConsumerRealSocket(t *testing.T) {
 	_ = peer // never read
 	h := newHub(t, hub.Config{MaxOutboundBytes: capBytes, BacklogGrace: time.Nanosecond})
 	s := &tcpSink{TCPConn: srv}
-	c := h.NewClient("slow", "s1", s, now())
+	c := h.NewClient("slow", s, now())
 	s.c = c
 	frame := messageFrame("r", 1)
 	var queued int
@@ -108,7 +108,7 @@ func TestReaderRealSocketNotClosed(t *testing.T) {
 	}()
 	h := newHub(t, hub.Config{MaxOutboundBytes: capBytes, BacklogGrace: time.Nanosecond})
 	s := &tcpSink{TCPConn: srv}
-	c := h.NewClient("fine", "s1", s, now())
+	c := h.NewClient("fine", s, now())
 	s.c = c
 	frame := messageFrame("r", 1)
 	var queued int64
@@ -134,7 +134,7 @@ func TestCloseGraceExpiryResetsRealSocket(t *testing.T) {
 	srv, peer := tcpPair(t, 4096)
 	h := newHub(t, hub.Config{CloseGrace: grace})
 	s := &tcpSink{TCPConn: srv}
-	c := h.NewClient("slow", "s1", s, now())
+	c := h.NewClient("slow", s, now())
 	s.c = c
 	frame := messageFrame("r", 1)
 	for i := 0; i < 2000; i++ { // ~200 KB: more than the peer's buffer holds

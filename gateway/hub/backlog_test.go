@@ -43,7 +43,7 @@ func TestSlowConsumerKernelBacklog(t *testing.T) {
 	const capFrames = 64
 	h := newHub(t, hub.Config{MaxOutboundBytes: capFrames * l, BacklogGrace: time.Nanosecond})
 	s := &kernelSink{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	s.c = c
 
 	sent := 0
@@ -81,7 +81,7 @@ func TestKernelBacklogOfReaderNotCounted(t *testing.T) {
 	h := newHub(t, hub.Config{MaxOutboundBytes: 8 * l})
 	s := &kernelSink{}
 	s.reading.Store(true)
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	s.c = c
 	for i := 0; i < 1000; i++ {
 		c.Send(frame)
@@ -100,8 +100,8 @@ func TestSlowConsumerKernelBacklogFanout(t *testing.T) {
 	rs := &roomSeq{room: "r"}
 	slow, fine := &kernelSink{}, &kernelSink{}
 	fine.reading.Store(true)
-	sc := h.NewClient("slow", "s1", slow, now())
-	fc := h.NewClient("fine", "s2", fine, now())
+	sc := h.NewClient("slow", slow, now())
+	fc := h.NewClient("fine", fine, now())
 	slow.c, fine.c = sc, fc
 	for _, c := range []*hub.Client{sc, fc} {
 		if _, err := h.Join(c, "r", func() ([]byte, uint64, error) { return nil, 0, nil }); err != nil {
@@ -157,7 +157,7 @@ func TestKernelBacklogGrace(t *testing.T) {
 	const grace = 300 * time.Millisecond // long enough that a loaded machine does not pass it by itself
 	h := newHub(t, hub.Config{MaxOutboundBytes: 8 * l, BacklogGrace: grace})
 	s := &burstSink{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	s.c = c
 	s.unsent.Store(100 * l) // a burst sits in the kernel
 	for i := 0; i < 50; i++ {
@@ -240,7 +240,7 @@ func TestAbortGuardsClosedSocket(t *testing.T) {
 		h := newHub(t, hub.Config{CloseGrace: grace})
 		s := &guardedLingerSink{}
 		s.closed.Store(closed)
-		c := h.NewClient("alice", "s1", s, now())
+		c := h.NewClient("alice", s, now())
 		c.Close(hub.CloseSlowConsumer, "slow consumer")
 		h.Tick(0, now()+2*grace, int64(time.Hour))
 		want := []string{"lock", "linger:1,0", "close"}
@@ -259,7 +259,7 @@ func TestCloseGraceExpiryResets(t *testing.T) {
 	const grace = int64(time.Millisecond)
 	h := newHub(t, hub.Config{CloseGrace: grace})
 	s := &lingerSink{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	c.Close(hub.CloseSlowConsumer, "slow consumer")
 	if got := s.Calls(); len(got) != 0 {
 		t.Fatalf("socket touched before the grace passed: %v", got)

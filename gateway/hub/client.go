@@ -37,8 +37,7 @@ type Sink interface {
 // The small fields are packed after mu so that the struct fits the
 // 128-byte allocation class.
 type Client struct {
-	User    string // user id; read-only
-	Session string // session id; read-only
+	User string // user id; read-only
 
 	hub  *Hub
 	sink Sink
@@ -50,6 +49,8 @@ type Client struct {
 	gone      atomic.Bool // removed from the hub
 	regIdx    int32
 	overSince uint32    // under mu: hub clock (see Hub.clock) when the backlog with the kernel's share was seen over the cap; 0: it was not
+	owed      uint16    // under mu: replies owed to accepted requests (see Owe)
+	waiting   bool      // under mu: a close waits for the owed replies; only they are written
 	rooms     []*Member // under mu: memberships, the personal inbox included
 	queued    int64     // under mu: bytes handed to sink
 
@@ -71,12 +72,13 @@ func (c *Client) Pending() int64 {
 	return c.queued - c.written.Load()
 }
 
-// Send writes one complete frame to the client, unless it is closing. When
-// the bytes the socket has not taken exceed the hub's cap afterwards, the
-// client is closed as a slow consumer (4001).
+// Send writes one complete frame to the client, unless it is closing: a
+// reply, which is written while a close waits for owed replies too (see
+// Owe). When the bytes the socket has not taken exceed the hub's cap
+// afterwards, the client is closed as a slow consumer (4001).
 func (c *Client) Send(frame []byte) {
 	c.mu.Lock()
-	c.sendLocked(frame)
+	c.writeLocked(frame)
 	c.mu.Unlock()
 }
 
@@ -103,6 +105,15 @@ func (c *Client) Send(frame []byte) {
 // bounded by the cap plus what is queued to the client in BacklogGrace
 // (at least unsentStep).
 func (c *Client) sendLocked(b []byte) {
+	if c.waiting {
+		return // only owed replies go out now
+	}
+	c.writeLocked(b)
+}
+
+// writeLocked is sendLocked for replies, which go out while a close waits
+// for them.
+func (c *Client) writeLocked(b []byte) {
 	if c.closing {
 		return
 	}
@@ -156,6 +167,9 @@ const (
 // period to read it and answer before the socket is dropped (Tick does it),
 // because dropping a socket at once can turn the close frame into a reset
 // that the peer never reads.
+//
+// While replies are owed (see Owe), the close waits for them: deliveries
+// stop at once, the owed replies are written, then the close frame.
 func (c *Client) Close(code int, reason string) {
 	c.mu.Lock()
 	c.closeLocked(code, reason)
@@ -163,9 +177,19 @@ func (c *Client) Close(code int, reason string) {
 }
 
 func (c *Client) closeLocked(code int, reason string) {
-	if c.closing {
+	if c.closing || c.waiting {
 		return
 	}
+	if c.owed > 0 {
+		c.waiting = true
+		c.hub.waitAdd(c, code, reason)
+		return
+	}
+	c.sendClose(code, reason)
+}
+
+// sendClose writes the close frame and starts the close grace. c.mu held.
+func (c *Client) sendClose(code int, reason string) {
 	c.closing = true
 	c.closeCode = uint16(code)
 	f := codec.CloseFrame(code, reason)
@@ -182,11 +206,12 @@ func (c *Client) CloseCode() int {
 	return int(c.closeCode)
 }
 
-// Closing reports whether a close frame was sent to the client.
+// Closing reports whether a close frame was sent to the client, or a
+// close waits for its owed replies.
 func (c *Client) Closing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closing
+	return c.closing || c.waiting
 }
 
 // RoomCount returns how many rooms the client is in, not counting its inbox.

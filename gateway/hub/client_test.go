@@ -25,7 +25,7 @@ func TestSlowConsumerSend(t *testing.T) {
 	l := int64(len(frame))
 	h := newHub(t, hub.Config{MaxOutboundBytes: 3*l + l/2})
 	s := &recorder{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 
 	for i := 0; i < 3; i++ {
 		c.Send(frame)
@@ -67,7 +67,7 @@ func TestWrittenLowersPending(t *testing.T) {
 	l := int64(len(frame))
 	h := newHub(t, hub.Config{MaxOutboundBytes: 3 * l})
 	s := &recorder{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	for i := 0; i < 3; i++ {
 		c.Send(frame)
 	}
@@ -106,8 +106,8 @@ func TestSlowConsumerFanout(t *testing.T) {
 	h := newHub(t, hub.Config{MaxOutboundBytes: 3*l + l/2, Workers: 1})
 	rs := &roomSeq{room: "r"}
 	slow, fine := &recorder{}, &recorder{}
-	sc := h.NewClient("slow", "s1", slow, now())
-	fc := h.NewClient("fine", "s2", fine, now())
+	sc := h.NewClient("slow", slow, now())
+	fc := h.NewClient("fine", fine, now())
 	for _, c := range []*hub.Client{sc, fc} {
 		if _, err := h.Join(c, "r", func() ([]byte, uint64, error) { return nil, 0, nil }); err != nil {
 			t.Fatal(err)
@@ -146,7 +146,7 @@ func TestCloseGrace(t *testing.T) {
 	const grace = int64(50 * time.Millisecond)
 	h := newHub(t, hub.Config{CloseGrace: grace})
 	s := &recorder{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	c.Send(messageFrame("r", 1))
 
 	before := now()
@@ -192,7 +192,7 @@ func TestCloseGraceRemoved(t *testing.T) {
 	const grace = int64(time.Millisecond)
 	h := newHub(t, hub.Config{CloseGrace: grace})
 	s := &recorder{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	c.Close(hub.CloseNormal, "bye")
 	h.Remove(c, nil)
 	h.Tick(0, now()+time.Hour.Nanoseconds(), int64(time.Hour))
@@ -206,7 +206,7 @@ func TestMarkClosing(t *testing.T) {
 	const grace = int64(time.Millisecond)
 	h := newHub(t, hub.Config{CloseGrace: grace})
 	s := &recorder{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	c.MarkClosing(1009)
 	c.Send(messageFrame("r", 1))
 	c.Close(hub.CloseNormal, "bye")
@@ -226,12 +226,12 @@ func TestTickHeartbeat(t *testing.T) {
 	h := newHub(t, hub.Config{CloseGrace: int64(time.Second)})
 	t0 := now()
 	fresh, stale, revived := &recorder{}, &recorder{}, &recorder{}
-	fc := h.NewClient("fresh", "s1", fresh, t0)
-	sc := h.NewClient("stale", "s2", stale, t0-idle-1)
-	rc := h.NewClient("revived", "s3", revived, t0-idle-1)
+	fc := h.NewClient("fresh", fresh, t0)
+	sc := h.NewClient("stale", stale, t0-idle-1)
+	rc := h.NewClient("revived", revived, t0-idle-1)
 	rc.Seen(t0 - 1)
 	edge := &recorder{}
-	h.NewClient("edge", "s4", edge, t0-idle) // exactly idle: still alive
+	h.NewClient("edge", edge, t0-idle) // exactly idle: still alive
 
 	for shard := 0; shard < hub.ClientShards; shard++ {
 		h.Tick(shard, t0, idle)

@@ -254,7 +254,7 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 			continue
 		}
 		c.mu.Lock()
-		if !m.active || c.closing {
+		if !m.active || c.closing || c.waiting {
 			c.mu.Unlock()
 			continue
 		}

@@ -22,7 +22,7 @@ func TestConcurrentPublishOrder(t *testing.T) {
 	sinks := make([]*recorder, members)
 	for i := range sinks {
 		sinks[i] = &recorder{}
-		join(t, h, h.NewClient("u"+itoa(uint64(i)), "s", sinks[i], now()), rs.room)
+		join(t, h, h.NewClient("u"+itoa(uint64(i)), sinks[i], now()), rs.room)
 	}
 
 	var wg sync.WaitGroup
@@ -66,8 +66,8 @@ func TestBatchingCoalescesBurst(t *testing.T) {
 
 	gate := newGateSink(t)
 	other := &recorder{}
-	rs.join(t, h, h.NewClient("alice", "s1", gate, now()))
-	rs.join(t, h, h.NewClient("bob", "s2", other, now()))
+	rs.join(t, h, h.NewClient("alice", gate, now()))
+	rs.join(t, h, h.NewClient("bob", other, now()))
 	joinedWrites := other.Writes()
 
 	gate.arm()
@@ -109,17 +109,17 @@ func TestBatchingSeveralRooms(t *testing.T) {
 	h := newHub(t, hub.Config{Workers: 1})
 	rooms := []*roomSeq{{room: "a"}, {room: "b"}, {room: "c"}}
 	gate := newGateSink(t)
-	stall := h.NewClient("stall", "s0", gate, now())
+	stall := h.NewClient("stall", gate, now())
 	rooms[0].join(t, h, stall)
 
 	sinks := map[string]*recorder{}
 	for _, rs := range rooms {
 		s := &recorder{}
 		sinks[rs.room] = s
-		rs.join(t, h, h.NewClient("only-"+rs.room, "s", s, now()))
+		rs.join(t, h, h.NewClient("only-"+rs.room, s, now()))
 	}
 	both := &recorder{}
-	bc := h.NewClient("both", "s", both, now())
+	bc := h.NewClient("both", both, now())
 	rooms[0].join(t, h, bc)
 	rooms[1].join(t, h, bc)
 
@@ -188,7 +188,7 @@ func TestStopDrains(t *testing.T) {
 		for m := 0; m < members; m++ {
 			s := &recorder{}
 			sinks = append(sinks, s)
-			join(t, h, h.NewClient("u"+itoa(uint64(m)), "s", s, now()), rs.room)
+			join(t, h, h.NewClient("u"+itoa(uint64(m)), s, now()), rs.room)
 		}
 	}
 	var wg sync.WaitGroup
@@ -225,7 +225,7 @@ func TestSplitRoomKeepsPerMemberOrder(t *testing.T) {
 	sinks := make([]*gidSink, members)
 	join := func(i int) {
 		sinks[i] = &gidSink{}
-		rs.join(t, h, h.NewClient(fmt.Sprint("u", i), fmt.Sprint("s", i), sinks[i], now()))
+		rs.join(t, h, h.NewClient(fmt.Sprint("u", i), sinks[i], now()))
 	}
 	for i := 0; i < 10; i++ {
 		join(i)

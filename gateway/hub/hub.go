@@ -76,6 +76,7 @@ type Hub struct {
 
 	closingMu sync.Mutex
 	closingQ  []closingEntry
+	waitQ     map[*Client]waitEntry // closes waiting for owed replies, under closingMu
 
 	stats    stats
 	inflight atomic.Int64 // deliveries queued and not yet fanned out
@@ -276,8 +277,8 @@ func (h *Hub) Stop() {
 }
 
 // NewClient registers a client writing to sink.
-func (h *Hub) NewClient(user, session string, sink Sink, now int64) *Client {
-	c := &Client{User: user, Session: session, hub: h, sink: sink}
+func (h *Hub) NewClient(user string, sink Sink, now int64) *Client {
+	c := &Client{User: user, hub: h, sink: sink}
 	c.lastSeen.Store(now)
 	h.register(c)
 	return c
@@ -401,7 +402,7 @@ func (h *Hub) Join(c *Client, name string, joined func() (frame []byte, covered 
 		h.stats.members.Add(1)
 		c.rooms = append(c.rooms, m)
 	}
-	c.sendLocked(frame)
+	c.writeLocked(frame) // a reply: it goes out while a close waits for it
 	c.mu.Unlock()
 	res.Users = r.userCount()
 	return res, nil

@@ -18,7 +18,7 @@ func TestJoinFrameThenMessagesAfterCovered(t *testing.T) {
 	rs := &roomSeq{room: "general"}
 
 	sa := newGateSink(t)
-	a := h.NewClient("alice", "s1", sa, now())
+	a := h.NewClient("alice", sa, now())
 	rs.join(t, h, a)
 	sa.arm()
 	rs.publish(h) // seq 1: the worker blocks writing it to a
@@ -27,7 +27,7 @@ func TestJoinFrameThenMessagesAfterCovered(t *testing.T) {
 	rs.publish(h) // 3
 
 	sb := &recorder{}
-	b := h.NewClient("bob", "s2", sb, now())
+	b := h.NewClient("bob", sb, now())
 	res := rs.join(t, h, b) // covers 3
 	if res.Rejoin || !res.FirstConn || res.Users != 2 {
 		t.Fatalf("join result %+v, want first join of a second user", res)
@@ -62,7 +62,7 @@ func TestJoinRacingPublish(t *testing.T) {
 	const total, joiners = 2000, 30
 
 	first := &recorder{}
-	rs.join(t, h, h.NewClient("u0", "s0", first, now()))
+	rs.join(t, h, h.NewClient("u0", first, now()))
 
 	sinks := make([]*recorder, joiners)
 	done := make(chan struct{})
@@ -90,7 +90,7 @@ func TestJoinRacingPublish(t *testing.T) {
 	for i := range sinks {
 		<-progress
 		sinks[i] = &recorder{}
-		c := h.NewClient("u"+itoa(uint64(i+1)), "s", sinks[i], now())
+		c := h.NewClient("u"+itoa(uint64(i+1)), sinks[i], now())
 		if _, err := h.Join(c, rs.room, func() ([]byte, uint64, error) {
 			return joinedFrame(rs.room, rs.latest), rs.latest, nil
 		}); err != nil {
@@ -129,7 +129,7 @@ func TestJoinRacingPublish(t *testing.T) {
 func TestJoinCallbackError(t *testing.T) {
 	h := newHub(t, hub.Config{})
 	s := &recorder{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	boom := errors.New("store down")
 	_, err := h.Join(c, "general", func() ([]byte, uint64, error) { return nil, 0, boom })
 	if !errors.Is(err, boom) {
@@ -151,10 +151,10 @@ func TestRejoinRefreshesJoinedPoint(t *testing.T) {
 	rs := &roomSeq{room: "general"}
 
 	sa := newGateSink(t)
-	a := h.NewClient("alice", "s1", sa, now())
+	a := h.NewClient("alice", sa, now())
 	rs.join(t, h, a)
 	sb := &recorder{}
-	b := h.NewClient("bob", "s2", sb, now())
+	b := h.NewClient("bob", sb, now())
 	rs.join(t, h, b) // covers 0; b comes after a in the member list
 
 	sa.arm()
@@ -192,7 +192,7 @@ func TestBroadcast(t *testing.T) {
 	var clients [3]*hub.Client
 	for i := range sinks {
 		sinks[i] = &recorder{}
-		clients[i] = h.NewClient("u"+itoa(uint64(i)), "s", sinks[i], now())
+		clients[i] = h.NewClient("u"+itoa(uint64(i)), sinks[i], now())
 		rs.join(t, h, clients[i]) // covers 10
 	}
 	ev := eventFrame("general", "u1")
@@ -219,7 +219,7 @@ func TestBroadcast(t *testing.T) {
 func TestBroadcastNoRoom(t *testing.T) {
 	h := newHub(t, hub.Config{})
 	s := &recorder{}
-	c := h.NewClient("alice", "s1", s, now())
+	c := h.NewClient("alice", s, now())
 	join(t, h, c, "other")
 	h.Broadcast("empty", eventFrame("empty", "bob"), nil, hub.KindTyping)
 	h.Stop()
@@ -242,9 +242,9 @@ func TestLeave(t *testing.T) {
 	offline := func(room string, usersBefore int) { calls = append(calls, offlineCall{room, usersBefore}) }
 
 	a1s, a2s, bs := &recorder{}, &recorder{}, &recorder{}
-	a1 := h.NewClient("alice", "s1", a1s, now())
-	a2 := h.NewClient("alice", "s2", a2s, now())
-	b := h.NewClient("bob", "s3", bs, now())
+	a1 := h.NewClient("alice", a1s, now())
+	a2 := h.NewClient("alice", a2s, now())
+	b := h.NewClient("bob", bs, now())
 
 	if res := join(t, h, a1, "r"); !res.FirstConn || res.Rejoin || res.Users != 1 {
 		t.Fatalf("alice's first connection: %+v", res)
@@ -309,10 +309,10 @@ func TestLeave(t *testing.T) {
 func TestTyping(t *testing.T) {
 	h := newHub(t, hub.Config{})
 	const every = int64(2e9)
-	a1 := h.NewClient("alice", "s1", &recorder{}, now())
-	a2 := h.NewClient("alice", "s2", &recorder{}, now())
-	b := h.NewClient("bob", "s3", &recorder{}, now())
-	outsider := h.NewClient("carol", "s4", &recorder{}, now())
+	a1 := h.NewClient("alice", &recorder{}, now())
+	a2 := h.NewClient("alice", &recorder{}, now())
+	b := h.NewClient("bob", &recorder{}, now())
+	outsider := h.NewClient("carol", &recorder{}, now())
 	for _, c := range []*hub.Client{a1, a2, b} {
 		join(t, h, c, "r")
 	}
@@ -346,9 +346,9 @@ func TestTyping(t *testing.T) {
 
 func TestRead(t *testing.T) {
 	h := newHub(t, hub.Config{})
-	a := h.NewClient("alice", "s1", &recorder{}, now())
-	b := h.NewClient("bob", "s2", &recorder{}, now())
-	outsider := h.NewClient("carol", "s3", &recorder{}, now())
+	a := h.NewClient("alice", &recorder{}, now())
+	b := h.NewClient("bob", &recorder{}, now())
+	outsider := h.NewClient("carol", &recorder{}, now())
 	join(t, h, a, "r")
 	join(t, h, b, "r")
 	steps := []struct {
@@ -377,7 +377,7 @@ func TestRead(t *testing.T) {
 func TestPresence(t *testing.T) {
 	h := newHub(t, hub.Config{})
 	for _, u := range []string{"dave", "bob", "alice", "carol", "bob"} {
-		join(t, h, h.NewClient(u, "s", &recorder{}, now()), "r")
+		join(t, h, h.NewClient(u, &recorder{}, now()), "r")
 	}
 	users, total := h.Presence("r", 10)
 	if total != 4 || !reflect.DeepEqual(users, []string{"alice", "bob", "carol", "dave"}) {
@@ -414,8 +414,8 @@ func TestRemove(t *testing.T) {
 	offline := func(room string, usersBefore int) { calls = append(calls, offlineCall{room, usersBefore}) }
 
 	as, bs := &recorder{}, &recorder{}
-	a := h.NewClient("alice", "s1", as, now())
-	b := h.NewClient("bob", "s2", bs, now())
+	a := h.NewClient("alice", as, now())
+	b := h.NewClient("bob", bs, now())
 	for _, r := range []string{"r1", "r2", "shared", "@alice"} {
 		join(t, h, a, r)
 	}
@@ -498,7 +498,7 @@ func TestEach(t *testing.T) {
 	h := newHub(t, hub.Config{})
 	want := map[*hub.Client]bool{}
 	for i := 0; i < 200; i++ {
-		want[h.NewClient("u"+itoa(uint64(i)), "s", &recorder{}, now())] = true
+		want[h.NewClient("u"+itoa(uint64(i)), &recorder{}, now())] = true
 	}
 	seen := map[*hub.Client]bool{}
 	h.Each(func(c *hub.Client) {
@@ -518,9 +518,9 @@ func TestLeaveDropsQueuedDeliveries(t *testing.T) {
 	h := newHub(t, hub.Config{Workers: 1})
 	rs := &roomSeq{room: "r"}
 	sa := newGateSink(t)
-	rs.join(t, h, h.NewClient("alice", "s1", sa, now()))
+	rs.join(t, h, h.NewClient("alice", sa, now()))
 	sb := &recorder{}
-	b := h.NewClient("bob", "s2", sb, now())
+	b := h.NewClient("bob", sb, now())
 	rs.join(t, h, b)
 
 	sa.arm()

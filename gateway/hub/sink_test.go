@@ -327,3 +327,12 @@ func diff(got, want []string) string {
 	}
 	return "got " + itoa(uint64(len(got))) + " frames, want " + itoa(uint64(len(want)))
 }
+
+// ackFrame is a real codec ack frame for request id.
+func ackFrame(id string) []byte {
+	f := codec.NewFrame()
+	f.B = codec.AppendAck(f.B, id, "r", 1, 1763779200123)
+	out := f.Owned()
+	f.Release()
+	return out
+}

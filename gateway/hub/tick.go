@@ -45,6 +45,7 @@ func (h *Hub) Tick(shard int, t, idle int64) {
 	for _, c := range expired {
 		abort(c.sink)
 	}
+	h.expireWaits(t)
 
 	r := &h.clients[shard%clientShards]
 	r.mu.Lock()
