@@ -40,6 +40,12 @@ go test -count=1 -run 'Allocs$' ./codec ./bench
 echo "== go test (end-to-end over real sockets)"
 go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/... ./chaos/...
 
+# The protocol tests again, each node in cluster mode on a real
+# redis-server of its own: both modes speak the same protocol (the
+# differences the contract allows are in docs/protocol.md, "Cluster mode").
+echo "== go test ./gateway/ -backend=redis (the protocol tests in cluster mode)"
+go test -count=1 -timeout 8m ./gateway/ -backend=redis
+
 # A real gateway process attacked over raw TCP: one test per bound
 # (README "Security"). -attack.long runs the bigger volumes.
 echo "== go test ./attack (hostile clients against a real process)"
