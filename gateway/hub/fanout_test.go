@@ -235,7 +235,7 @@ func TestSplitRoomKeepsPerMemberOrder(t *testing.T) {
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
-		for i := 0; i < total; i++ {
+		for i := 0; i < total/2; i++ {
 			rs.publish(h)
 		}
 	}()
@@ -243,6 +243,12 @@ func TestSplitRoomKeepsPerMemberOrder(t *testing.T) {
 		join(i)
 	}
 	<-published
+	// The rest once every member is in: the room is over the threshold
+	// whatever the race above did (on a loaded machine the publisher can
+	// finish before the 21st join).
+	for i := total / 2; i < total; i++ {
+		rs.publish(h)
+	}
 	h.Stop()
 	writers := map[int64]bool{}
 	for i, s := range sinks {
