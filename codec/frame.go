@@ -94,11 +94,27 @@ func (f *Frame) Owned() []byte {
 	return out
 }
 
-// Control frames the gateway sends. Ping carries no payload; close frames
-// carry a 2-byte code and a short reason.
+// Control frames the gateway sends. Ping carries no payload; pong echoes
+// the ping's; close frames carry a 2-byte code and a short reason.
 
 // PingFrame is a server ping with an empty payload.
 var PingFrame = []byte{0x89, 0x00}
+
+// PongFrame returns the pong answering a ping with payload: the same
+// application data (RFC 6455 5.5.3). Not to be confused with AppendPong,
+// the JSON reply to a "ping" request. A control frame carries at most 125
+// bytes, which the gateway checks before a ping is handled; a longer
+// payload is cut to 125 all the same, since its length would not fit the
+// 7-bit field and the bytes on the wire would stop being frames.
+func PongFrame(payload string) []byte {
+	if len(payload) > 125 {
+		payload = payload[:125]
+	}
+	b := make([]byte, 2, 2+len(payload))
+	b[0] = 0x8A
+	b[1] = byte(len(payload))
+	return append(b, payload...)
+}
 
 // CloseFrame returns a close frame with code and reason (truncated to fit
 // the 125-byte control frame limit, at a rune boundary: the reason must stay

@@ -240,6 +240,39 @@ func TestPingFrame(t *testing.T) {
 	}
 }
 
+func TestPongFrame(t *testing.T) {
+	tests := []struct {
+		payload string
+		want    []byte
+	}{
+		{"", []byte{0x8A, 0x00}},
+		{"hi", []byte{0x8A, 0x02, 'h', 'i'}},
+		{"\x00\xff", []byte{0x8A, 0x02, 0x00, 0xFF}}, // binary data is echoed as is
+		{strings.Repeat("p", 125), append([]byte{0x8A, 125}, strings.Repeat("p", 125)...)},
+		// Never sent (the frame guard closes on a ping over 125 bytes),
+		// but a longer payload must still give one well-formed frame.
+		{strings.Repeat("p", 126), append([]byte{0x8A, 125}, strings.Repeat("p", 125)...)},
+		{strings.Repeat("p", 1000), append([]byte{0x8A, 125}, strings.Repeat("p", 125)...)},
+	}
+	for _, tc := range tests {
+		b := PongFrame(tc.payload)
+		if !bytes.Equal(b, tc.want) {
+			t.Errorf("PongFrame(%.20q) = % x, want % x", tc.payload, b, tc.want)
+			continue
+		}
+		h := parseWSHeader(t, b)
+		if !h.fin || h.opcode != 0xA || h.masked || h.hdrLen != 2 || len(b) != 2+int(h.length) {
+			t.Errorf("PongFrame(%.20q): header %+v", tc.payload, h)
+		}
+	}
+	// Each pong has its own bytes: the client's write queue may hold one
+	// while the next ping is answered.
+	a, b := PongFrame("a"), PongFrame("b")
+	if a[2] != 'a' || b[2] != 'b' {
+		t.Errorf("PongFrame results share bytes: % x, % x", a, b)
+	}
+}
+
 func TestCloseFrame(t *testing.T) {
 	tests := []struct {
 		code       int

@@ -3,8 +3,28 @@ package codec
 // MaxNameLen is the longest user id or room name the protocol allows.
 const MaxNameLen = 64
 
-// ValidName reports whether s is a valid user id or plain room name:
-// 1-64 characters of A-Z a-z 0-9 _ . : -
+// NameRule says what ValidName accepts, in the words of the error messages.
+// It is written once here because clients and tests compare those messages
+// byte for byte, and the WebSocket and HTTP APIs must say the same thing.
+const NameRule = "1-64 characters of A-Z a-z 0-9 _ . : -"
+
+// RoomRule says what ValidRoom accepts: a plain name or a personal inbox.
+const RoomRule = NameRule + " (or @user)"
+
+// Error messages for names that break the rules, shared by every API.
+const (
+	InvalidRoomMessage = "invalid room name: " + RoomRule
+	InvalidUserMessage = "invalid user id: " + NameRule
+)
+
+// UserFieldMessage is the error message for a request field that must hold
+// a user id, e.g. `"to" must be a user id: 1-64 characters of ...`.
+func UserFieldMessage(field string) string {
+	return `"` + field + `" must be a user id: ` + NameRule
+}
+
+// ValidName reports whether s is a valid user id or plain room name: see
+// NameRule.
 func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > MaxNameLen {
 		return false

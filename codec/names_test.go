@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -144,5 +145,52 @@ func TestInbox(t *testing.T) {
 	}
 	if got := Inbox(""); got != "@" || ValidRoom(got) {
 		t.Fatalf("Inbox(\"\") = %q, ValidRoom %v", got, ValidRoom(got))
+	}
+}
+
+// The messages are compared byte for byte by clients and tests: pin them.
+func TestNameRuleMessages(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{NameRule, "1-64 characters of A-Z a-z 0-9 _ . : -"},
+		{RoomRule, "1-64 characters of A-Z a-z 0-9 _ . : - (or @user)"},
+		{InvalidRoomMessage, "invalid room name: 1-64 characters of A-Z a-z 0-9 _ . : - (or @user)"},
+		{InvalidUserMessage, "invalid user id: 1-64 characters of A-Z a-z 0-9 _ . : -"},
+		{UserFieldMessage("to"), `"to" must be a user id: 1-64 characters of A-Z a-z 0-9 _ . : -`},
+		{UserFieldMessage("user"), `"user" must be a user id: 1-64 characters of A-Z a-z 0-9 _ . : -`},
+	}
+	for _, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+// NameRule must say what ValidName does: the length bound and, byte for
+// byte, the characters it accepts.
+func TestNameRuleMatchesValidName(t *testing.T) {
+	lengths, chars, ok := strings.Cut(NameRule, " characters of ")
+	if !ok || lengths != "1-"+strconv.Itoa(MaxNameLen) {
+		t.Fatalf("NameRule %q: want the lengths 1-%d", NameRule, MaxNameLen)
+	}
+	var listed [256]bool
+	for _, tok := range strings.Fields(chars) {
+		switch {
+		case len(tok) == 3 && tok[1] == '-':
+			for c := int(tok[0]); c <= int(tok[2]); c++ {
+				listed[c] = true
+			}
+		case len(tok) == 1:
+			listed[tok[0]] = true
+		default:
+			t.Fatalf("NameRule %q: cannot read %q", NameRule, tok)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		if got := ValidName(string([]byte{byte(c)})); got != listed[c] {
+			t.Errorf("byte %#x: ValidName %v, listed in NameRule %v", c, got, listed[c])
+		}
+	}
+	if !ValidName(strings.Repeat("a", MaxNameLen)) || ValidName(strings.Repeat("a", MaxNameLen+1)) || ValidName("") {
+		t.Errorf("ValidName does not take 1-%d characters", MaxNameLen)
 	}
 }
