@@ -239,7 +239,10 @@ func (c *Cluster) RestartRedis() error {
 	if err := c.redis.start(); err != nil {
 		return err
 	}
-	if err := waitFor("redis", 10*time.Second, func() bool { return redisPing(c.redisAt) }); err != nil {
+	// A restarted Redis replays its append-only file first, answering
+	// LOADING meanwhile: seconds for a run's traffic, more on a loaded
+	// machine (10 s was once too short in CI, with other suites running).
+	if err := waitFor("redis", 30*time.Second, func() bool { return redisPing(c.redisAt) }); err != nil {
 		return err
 	}
 	for i, p := range c.nodes {

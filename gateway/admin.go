@@ -27,7 +27,7 @@ func (s *Server) startAdmin() error {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
 		}
-		if s.cluster != nil && !s.cluster.Ready() {
+		if !s.backend.Ready() {
 			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
 			return
 		}

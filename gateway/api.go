@@ -12,6 +12,7 @@ import (
 	"github.com/goccy/go-json"
 
 	"github.com/chatgw/gateway/codec"
+	"github.com/chatgw/gateway/gateway/backend"
 	"github.com/chatgw/gateway/gateway/history"
 )
 
@@ -122,22 +123,22 @@ func (s *Server) apiPublish(_ http.ResponseWriter, r *http.Request) (int, any) {
 	case req.Room == "":
 		return http.StatusBadRequest, apiError(codeBadRequest, `missing "room"`)
 	case !codec.ValidRoom(req.Room) || codec.IsInbox(req.Room):
-		return http.StatusBadRequest, apiError(codeBadRequest, "invalid room name: 1-64 characters of A-Z a-z 0-9 _ . : - (inboxes take direct messages only)")
+		return http.StatusBadRequest, apiError(codeBadRequest, "invalid room name: "+codec.NameRule+" (inboxes take direct messages only)")
 	case (req.Text == nil || *req.Text == "") && len(req.Data) == 0:
 		return http.StatusBadRequest, apiError(codeBadRequest, `a message needs a non-empty "text" or a "data" value`)
 	case !codec.ValidName(req.From):
-		return http.StatusBadRequest, apiError(codeBadRequest, `"from" must be a user id: 1-64 characters of A-Z a-z 0-9 _ . : -`)
+		return http.StatusBadRequest, apiError(codeBadRequest, codec.UserFieldMessage("from"))
 	case len(req.Key) > 64:
 		return http.StatusBadRequest, apiError(codeBadRequest, `"key" is longer than 64 characters`)
 	}
 	m := codec.Message{Room: req.Room, From: req.From, Text: req.Text, Data: req.Data}
 	type result struct {
-		ack pubAck
+		ack backend.Ack
 		err error
 	}
 	res := make(chan result, 1)
-	s.publish(req.Room, req.From, req.Key, &m, func(a pubAck, err error) { res <- result{a, err} })
-	var ack pubAck
+	s.publish(req.Room, req.From, req.Key, &m, func(a backend.Ack, err error) { res <- result{a, err} })
+	var ack backend.Ack
 	var err error
 	select {
 	case r := <-res:
@@ -151,13 +152,13 @@ func (s *Server) apiPublish(_ http.ResponseWriter, r *http.Request) (int, any) {
 	case err != nil:
 		return http.StatusInternalServerError, apiError(codeInternal, "could not store the message")
 	}
-	return http.StatusOK, map[string]any{"room": ack.Room, "seq": ack.Seq, "ts": ack.TS, "duplicate": ack.dup}
+	return http.StatusOK, map[string]any{"room": ack.Room, "seq": ack.Seq, "ts": ack.TS, "duplicate": ack.Dup}
 }
 
 func (s *Server) apiPresence(_ http.ResponseWriter, r *http.Request) (int, any) {
 	room := r.PathValue("room")
 	if !codec.ValidRoom(room) {
-		return http.StatusBadRequest, apiError(codeBadRequest, "invalid room name: 1-64 characters of A-Z a-z 0-9 _ . : - (or @user)")
+		return http.StatusBadRequest, apiError(codeBadRequest, codec.InvalidRoomMessage)
 	}
 	type answer struct {
 		users []string
@@ -188,12 +189,12 @@ func (s *Server) apiDisconnect(_ http.ResponseWriter, r *http.Request) (int, any
 		return http.StatusBadRequest, e
 	}
 	if req.Code == 0 {
-		req.Code = 1008
+		req.Code = closePolicy
 	}
 	switch {
 	case !codec.ValidName(req.User):
-		return http.StatusBadRequest, apiError(codeBadRequest, `"user" must be a user id: 1-64 characters of A-Z a-z 0-9 _ . : -`)
-	case req.Code != 1000 && req.Code != 1001 && req.Code != 1008 && (req.Code < 3000 || req.Code > 4999):
+		return http.StatusBadRequest, apiError(codeBadRequest, codec.UserFieldMessage("user"))
+	case req.Code != closeNormal && req.Code != closeGoingAway && req.Code != closePolicy && (req.Code < 3000 || req.Code > 4999):
 		return http.StatusBadRequest, apiError(codeBadRequest, `"code" must be 1000, 1001, 1008 or 3000-4999`)
 	case len(req.Reason) > 120:
 		return http.StatusBadRequest, apiError(codeBadRequest, `"reason" is longer than 120 bytes (a close frame holds 123)`)

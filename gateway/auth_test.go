@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatgw/gateway/gateway"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 const secret = "test-secret-0123456789"
@@ -58,15 +59,7 @@ func authNode(t *testing.T, mutate func(*gateway.Config)) *node {
 // status of a refused upgrade, or 101 with the open connection.
 func handshake(t *testing.T, n *node, query string, h http.Header) (int, *websocket.Conn) {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(n.wsURL(query), h)
-	if err == nil {
-		t.Cleanup(func() { _ = ws.Close() })
-		return resp.StatusCode, ws
-	}
-	if resp == nil {
-		t.Fatalf("dial: %v", err)
-	}
-	return resp.StatusCode, nil
+	return wstest.Upgrade(t, n.wsURL(query), wstest.Header(h))
 }
 
 func writePEM(t *testing.T, typ string, der []byte) string {
@@ -254,11 +247,11 @@ func TestAnonymousNeedsFlagWhenKeyed(t *testing.T) {
 func tokenClient(t *testing.T, n *node, token, user string) *client {
 	t.Helper()
 	c := n.dialRaw(t, "token="+token)
-	c.user = user
-	if w := c.next(); w.str("type") != "welcome" || w.str("user") != user {
+	c.User = user
+	if w := c.Next(); w.Str("type") != "welcome" || w.Str("user") != user {
 		t.Fatalf("welcome %v", w)
 	}
-	c.next() // inbox joined
+	c.Next() // inbox joined
 	return c
 }
 
@@ -266,51 +259,51 @@ func TestRoomGlobs(t *testing.T) {
 	n := authNode(t, nil)
 	tok := hs(t, claims{"sub": "alice", "rooms": []string{"team-*", "lobby"}})
 	a := tokenClient(t, n, tok, "alice")
-	a.join("team-red")
-	a.join("lobby")
-	expectError(t, a.request(map[string]any{"type": "join", "id": "g", "room": "general"}), "forbidden")
-	expectError(t, a.request(map[string]any{"type": "join", "id": "g2", "room": "teams"}), "forbidden")
+	a.Join("team-red")
+	a.Join("lobby")
+	expectError(t, a.Request(map[string]any{"type": "join", "id": "g", "room": "general"}), "forbidden")
+	expectError(t, a.Request(map[string]any{"type": "join", "id": "g2", "room": "teams"}), "forbidden")
 	// Nor may it list who is in a room it does not allow.
-	expectError(t, a.request(map[string]any{"type": "presence", "id": "p", "room": "general"}), "forbidden")
-	if f := a.request(map[string]any{"type": "presence", "id": "p2", "room": "team-blue"}); f.str("type") != "presence" {
+	expectError(t, a.Request(map[string]any{"type": "presence", "id": "p", "room": "general"}), "forbidden")
+	if f := a.Request(map[string]any{"type": "presence", "id": "p2", "room": "team-blue"}); f.Str("type") != "presence" {
 		t.Fatalf("presence of an allowed room: %v", f)
 	}
 	// The claim never restricts the own inbox or dm.
-	a.join("@alice")
-	if f := a.request(map[string]any{"type": "dm", "id": "d", "to": "bob", "text": "hi"}); f.str("type") != "ack" {
+	a.Join("@alice")
+	if f := a.Request(map[string]any{"type": "dm", "id": "d", "to": "bob", "text": "hi"}); f.Str("type") != "ack" {
 		t.Fatalf("dm with a rooms claim: %v", f)
 	}
 	// Refresh with a narrower claim: sending where it no longer allows is refused.
-	r := a.request(map[string]any{"type": "refresh", "id": "r", "token": hs(t, claims{"sub": "alice", "rooms": []string{"lobby"}})})
-	if r.str("type") != "ack" {
+	r := a.Request(map[string]any{"type": "refresh", "id": "r", "token": hs(t, claims{"sub": "alice", "rooms": []string{"lobby"}})})
+	if r.Str("type") != "ack" {
 		t.Fatalf("refresh: %v", r)
 	}
-	expectError(t, a.request(map[string]any{"type": "send", "id": "s", "room": "team-red", "text": "x"}), "forbidden")
-	a.sendText("lobby", "still fine")
+	expectError(t, a.Request(map[string]any{"type": "send", "id": "s", "room": "team-red", "text": "x"}), "forbidden")
+	a.SendText("lobby", "still fine")
 }
 
 func TestRefreshAndExpiry(t *testing.T) {
 	n := authNode(t, nil)
 	a := tokenClient(t, n, hs(t, claims{"sub": "alice", "exp": in(2 * time.Second)}), "alice")
 	// Refresh failures keep the current token.
-	expectError(t, a.request(map[string]any{"type": "refresh", "id": "1", "token": "junk"}), "unauthorized")
-	expectError(t, a.request(map[string]any{"type": "refresh", "id": "2", "token": hs(t, claims{"sub": "bob", "exp": in(time.Hour)})}), "unauthorized")
+	expectError(t, a.Request(map[string]any{"type": "refresh", "id": "1", "token": "junk"}), "unauthorized")
+	expectError(t, a.Request(map[string]any{"type": "refresh", "id": "2", "token": hs(t, claims{"sub": "bob", "exp": in(time.Hour)})}), "unauthorized")
 	// A connection whose token is not refreshed closes with 4000 at exp.
 	b := tokenClient(t, n, hs(t, claims{"sub": "bob", "exp": in(2 * time.Second)}), "bob")
-	ack := a.request(map[string]any{"type": "refresh", "id": "3", "token": hs(t, claims{"sub": "alice", "exp": in(4 * time.Second)})})
-	if ack.str("type") != "ack" || ack.str("id") != "3" {
+	ack := a.Request(map[string]any{"type": "refresh", "id": "3", "token": hs(t, claims{"sub": "alice", "exp": in(4 * time.Second)})})
+	if ack.Str("type") != "ack" || ack.Str("id") != "3" {
 		t.Fatalf("refresh ack %v", ack)
 	}
 	start := time.Now()
-	b.expectClose(4000)
+	b.ExpectClose(4000)
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("expired connection closed after %v", took)
 	}
 	// alice's refresh moved her expiry on: still open, then closed.
-	if f := a.request(map[string]any{"type": "ping", "id": "p"}); f.str("type") != "pong" {
+	if f := a.Request(map[string]any{"type": "ping", "id": "p"}); f.Str("type") != "pong" {
 		t.Fatalf("refreshed connection: %v", f)
 	}
-	a.expectClose(4000)
+	a.ExpectClose(4000)
 	if took := time.Since(start); took < 1500*time.Millisecond {
 		t.Fatalf("refreshed connection closed after only %v", took)
 	}
@@ -334,15 +327,7 @@ func dialFrom(t *testing.T, n *node, src, user string) (int, *websocket.Conn) {
 	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
 		return (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).Dial(network, addr)
 	}}
-	ws, resp, err := d.Dial(n.wsURL("user="+user), nil)
-	if err != nil {
-		if resp == nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, nil
-	}
-	t.Cleanup(func() { _ = ws.Close() })
-	return 101, ws
+	return wstest.Upgrade(t, n.wsURL("user="+user), wstest.Dialer(&d))
 }
 
 func TestConnectionCaps(t *testing.T) {
@@ -418,7 +403,7 @@ func TestSlowlorisHandshake(t *testing.T) {
 		t.Fatal("dribbling socket not dropped")
 	}
 	// The upgraded connection outlives the handshake timeout.
-	if f := live.request(map[string]any{"type": "ping", "id": "p"}); f.str("type") != "pong" {
+	if f := live.Request(map[string]any{"type": "ping", "id": "p"}); f.Str("type") != "pong" {
 		t.Fatalf("live connection: %v", f)
 	}
 }
@@ -446,27 +431,13 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 func TestWSSRoundTrip(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
 	n := startNode(t, func(c *gateway.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
-	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	ws, _, err := d.Dial("wss://"+n.srv.Addr()+"/ws?user=alice", nil)
-	if err != nil {
-		t.Fatal(err)
+	c := wstest.Dial(t, "wss://"+n.srv.Addr()+"/ws?user=alice",
+		wstest.Dialer(&websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}))
+	if f := c.Next(); f.Str("type") != "welcome" {
+		t.Fatalf("welcome over TLS: %v", f)
 	}
-	defer ws.Close()
-	var f map[string]any
-	if err := ws.ReadJSON(&f); err != nil || f["type"] != "welcome" {
-		t.Fatalf("welcome over TLS: %v %v", f, err)
-	}
-	_ = ws.ReadJSON(&f) // inbox joined
-	_ = ws.WriteJSON(map[string]any{"type": "join", "id": "1", "room": "general"})
-	_ = ws.WriteJSON(map[string]any{"type": "send", "id": "2", "room": "general", "text": "over tls"})
-	deadline := time.Now().Add(5 * time.Second)
-	_ = ws.SetReadDeadline(deadline)
-	for {
-		if err := ws.ReadJSON(&f); err != nil {
-			t.Fatalf("reading over TLS: %v", err)
-		}
-		if f["type"] == "message" && f["text"] == "over tls" {
-			return
-		}
-	}
+	c.Next() // inbox joined
+	c.Join("general")
+	c.SendText("general", "over tls")
+	c.WaitFor("message", func(f frame) bool { return f.Str("text") == "over tls" })
 }

@@ -69,7 +69,7 @@ func TestClusterRoomOrderAcrossNodes(t *testing.T) {
 	var members []*client
 	for i, n := range nodes {
 		c := n.dial(t, fmt.Sprintf("u%d", i))
-		c.join("general")
+		c.Join("general")
 		members = append(members, c)
 	}
 	// Every member sends at once, on its own node.
@@ -79,8 +79,8 @@ func TestClusterRoomOrderAcrossNodes(t *testing.T) {
 		go func(c *client) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				b := fmt.Sprintf(`{"type":"send","room":"general","text":"%s-%d"}`, c.user, i)
-				if err := c.ws.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
+				b := fmt.Sprintf(`{"type":"send","room":"general","text":"%s-%d"}`, c.User, i)
+				if err := c.WS.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -97,12 +97,12 @@ func TestClusterRoomOrderAcrossNodes(t *testing.T) {
 			continue
 		}
 		for j := range got {
-			if got[j].str("text") != first[j].str("text") || got[j].str("from") != first[j].str("from") {
+			if got[j].Str("text") != first[j].Str("text") || got[j].Str("from") != first[j].Str("from") {
 				t.Fatalf("seq %d is %q from %s on node %d but %q from %s on node 0", j+1,
-					got[j].str("text"), got[j].str("from"), i, first[j].str("text"), first[j].str("from"))
+					got[j].Str("text"), got[j].Str("from"), i, first[j].Str("text"), first[j].Str("from"))
 			}
 		}
-		c.quiet("message", 200*time.Millisecond)
+		c.Quiet("message", 200*time.Millisecond)
 	}
 }
 
@@ -111,17 +111,17 @@ func TestClusterDMAcrossNodes(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, 3, r.URL())
 	alice, bob, alice2 := nodes[0].dial(t, "alice"), nodes[1].dial(t, "bob"), nodes[2].dial(t, "alice")
-	ack := alice.request(map[string]any{"type": "dm", "id": "d1", "to": "bob", "text": "psst"})
-	if ack.str("type") != "ack" || ack.str("room") != "@bob" || ack.num("seq") != 1 {
+	ack := alice.Request(map[string]any{"type": "dm", "id": "d1", "to": "bob", "text": "psst"})
+	if ack.Str("type") != "ack" || ack.Str("room") != "@bob" || ack.Num("seq") != 1 {
 		t.Fatalf("dm ack %v", ack)
 	}
-	m := bob.waitFor("message", func(f frame) bool { return f.str("room") == "@bob" })
-	if m.str("from") != "alice" || m.str("to") != "bob" || m.str("text") != "psst" || m.num("seq") != 1 {
+	m := bob.WaitFor("message", func(f frame) bool { return f.Str("room") == "@bob" })
+	if m.Str("from") != "alice" || m.Str("to") != "bob" || m.Str("text") != "psst" || m.Num("seq") != 1 {
 		t.Fatalf("bob got %v", m)
 	}
 	// alice's connection on another node sees the copy in her inbox.
-	e := alice2.waitFor("message", func(f frame) bool { return f.str("room") == "@alice" })
-	if e.str("to") != "bob" || e.str("text") != "psst" {
+	e := alice2.WaitFor("message", func(f frame) bool { return f.Str("room") == "@alice" })
+	if e.Str("to") != "bob" || e.Str("text") != "psst" {
 		t.Fatalf("alice's other connection got %v", e)
 	}
 }
@@ -131,23 +131,23 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, 3, r.URL())
 	alice, bob := nodes[0].dial(t, "alice"), nodes[1].dial(t, "bob")
-	j := alice.join("general")
-	epoch := j.str("epoch")
-	bob.join("general")
+	j := alice.Join("general")
+	epoch := j.Str("epoch")
+	bob.Join("general")
 	for i := 1; i <= 5; i++ {
-		bob.sendText("general", fmt.Sprint("m", i))
+		bob.SendText("general", fmt.Sprint("m", i))
 	}
 	collect(t, alice, "general", 1, 5)
-	_ = alice.ws.Close()
+	_ = alice.WS.Close()
 	for i := 6; i <= 8; i++ {
-		bob.sendText("general", fmt.Sprint("m", i))
+		bob.SendText("general", fmt.Sprint("m", i))
 	}
 	// alice comes back through another node and resumes after seq 5.
 	again := nodes[2].dial(t, "alice")
-	j = again.request(map[string]any{"type": "join", "id": "rj", "room": "general",
+	j = again.Request(map[string]any{"type": "join", "id": "rj", "room": "general",
 		"since": map[string]any{"epoch": epoch, "seq": 5}})
 	msgs, _ := j["messages"].([]any)
-	if j["recovered"] != true || len(msgs) != 3 || j.num("seq") != 8 {
+	if j["recovered"] != true || len(msgs) != 3 || j.Num("seq") != 8 {
 		t.Fatalf("resume on another node: %v", j)
 	}
 	for i, m := range msgs {
@@ -155,11 +155,11 @@ func TestClusterResumeOnAnotherNode(t *testing.T) {
 			t.Fatalf("resumed message %d: %v", i, mm)
 		}
 	}
-	bob.sendText("general", "m9")
-	if m := again.waitFor("message", nil); m.num("seq") != 9 {
+	bob.SendText("general", "m9")
+	if m := again.WaitFor("message", nil); m.Num("seq") != 9 {
 		t.Fatalf("after resuming: %v, want seq 9", m)
 	}
-	again.quiet("message", 200*time.Millisecond)
+	again.Quiet("message", 200*time.Millisecond)
 }
 
 func TestClusterPresenceAcrossNodes(t *testing.T) {
@@ -168,40 +168,40 @@ func TestClusterPresenceAcrossNodes(t *testing.T) {
 	nodes := startCluster(t, 3, r.URL())
 	alice, bob := nodes[0].dial(t, "alice"), nodes[1].dial(t, "bob")
 	list := func(c *client, id string) frame {
-		return c.request(map[string]any{"type": "presence", "id": id, "room": "general"})
+		return c.Request(map[string]any{"type": "presence", "id": id, "room": "general"})
 	}
-	alice.join("general")
+	alice.Join("general")
 	// Presence is recorded in Redis asynchronously: wait for alice's entry,
 	// so that her online event is not sent after bob has joined.
-	for i := 0; list(alice, fmt.Sprint("w", i)).num("total") != 1; i++ {
+	for i := 0; list(alice, fmt.Sprint("w", i)).Num("total") != 1; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	bob.join("general")
-	p := alice.waitFor("presence", func(f frame) bool { return f.str("user") == "bob" })
+	bob.Join("general")
+	p := alice.WaitFor("presence", func(f frame) bool { return f.Str("user") == "bob" })
 	if p["online"] != true {
 		t.Fatalf("alice saw %v", p)
 	}
-	if l := list(alice, "p1"); l.num("total") != 2 {
+	if l := list(alice, "p1"); l.Num("total") != 2 {
 		t.Fatalf("presence on node 0: %v", l)
 	}
 	// A second connection of alice, on a third node, is not news.
 	alice2 := nodes[2].dial(t, "alice")
-	alice2.join("general")
-	bob.quiet("presence", 300*time.Millisecond)
+	alice2.Join("general")
+	bob.Quiet("presence", 300*time.Millisecond)
 	// alice leaves on node 0 but is still there on node 2: no news either.
-	alice.request(map[string]any{"type": "leave", "id": "l1", "room": "general"})
-	bob.quiet("presence", 300*time.Millisecond)
-	_ = alice2.ws.Close()
-	p = bob.waitFor("presence", func(f frame) bool { return f.str("user") == "alice" })
+	alice.Request(map[string]any{"type": "leave", "id": "l1", "room": "general"})
+	bob.Quiet("presence", 300*time.Millisecond)
+	_ = alice2.WS.Close()
+	p = bob.WaitFor("presence", func(f frame) bool { return f.Str("user") == "alice" })
 	if p["online"] != false {
 		t.Fatalf("bob saw %v after alice's last connection went", p)
 	}
-	if l := list(bob, "p2"); l.num("total") != 1 {
+	if l := list(bob, "p2"); l.Num("total") != 1 {
 		t.Fatalf("presence after alice left: %v", l)
 	}
 	// The server API of any node answers for the whole cluster.
 	status, api := apiCall(t, nodes[0], "GET", "/api/rooms/general/presence", "k", nil)
-	if users, _ := api["users"].([]any); status != 200 || api.num("total") != 1 || len(users) != 1 || users[0] != "bob" {
+	if users, _ := api["users"].([]any); status != 200 || api.Num("total") != 1 || len(users) != 1 || users[0] != "bob" {
 		t.Fatalf("API presence on node 0: %d %v", status, api)
 	}
 }
@@ -214,17 +214,17 @@ func TestClusterRedisRestart(t *testing.T) {
 	r := redistest.StartPersistent(t)
 	nodes := startCluster(t, 2, r.URL())
 	sender, member := nodes[0].dial(t, "sender"), nodes[1].dial(t, "member")
-	sender.join("general")
-	member.join("general")
+	sender.Join("general")
+	member.Join("general")
 	acked := map[uint64]string{}
 	// send sends message i and checks the answer: an ack while Redis is up,
 	// unavailable while the nodes say it is down (README "Scaling out").
 	send := func(i int, up bool) {
-		f := sender.request(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": "general",
+		f := sender.Request(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": "general",
 			"text": fmt.Sprint("t", i), "key": fmt.Sprint("k", i)})
 		switch {
-		case up && f.str("type") == "ack":
-			acked[f.num("seq")] = fmt.Sprint("t", i)
+		case up && f.Str("type") == "ack":
+			acked[f.Num("seq")] = fmt.Sprint("t", i)
 		case !up:
 			expectError(t, f, "unavailable")
 		default:
@@ -254,14 +254,14 @@ func TestClusterRedisRestart(t *testing.T) {
 	// The member gets every acknowledged message, in seq order, no gap.
 	last := uint64(0)
 	for len(acked) > 0 {
-		m := member.waitFor("message", nil)
-		seq := m.num("seq")
+		m := member.WaitFor("message", nil)
+		seq := m.Num("seq")
 		if seq != last+1 {
 			t.Fatalf("member got seq %d after %d", seq, last)
 		}
 		if want, ok := acked[seq]; ok {
-			if m.str("text") != want {
-				t.Fatalf("seq %d is %q, acknowledged as %q", seq, m.str("text"), want)
+			if m.Str("text") != want {
+				t.Fatalf("seq %d is %q, acknowledged as %q", seq, m.Str("text"), want)
 			}
 			delete(acked, seq)
 		}
@@ -278,17 +278,17 @@ func TestClusterRedisLostData(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, 2, r.URL())
 	sender, member := nodes[0].dial(t, "sender"), nodes[1].dial(t, "member")
-	sender.join("general")
-	j := member.join("general")
+	sender.Join("general")
+	j := member.Join("general")
 	for i := 1; i <= 3; i++ {
-		sender.sendText("general", fmt.Sprint("m", i))
+		sender.SendText("general", fmt.Sprint("m", i))
 	}
 	collect(t, member, "general", 1, 3)
 	r.Restart() // empty: no persistence
 	for _, c := range []*client{member, sender} {
-		rj := c.waitFor("joined", func(f frame) bool { return f.str("room") == "general" })
-		if _, hasID := rj["id"]; hasID || rj["recovered"] != false || rj.str("epoch") == j.str("epoch") || rj.num("seq") != 0 {
-			t.Fatalf("%s: after Redis lost the room: %v (epoch before %s)", c.user, rj, j.str("epoch"))
+		rj := c.WaitFor("joined", func(f frame) bool { return f.Str("room") == "general" })
+		if _, hasID := rj["id"]; hasID || rj["recovered"] != false || rj.Str("epoch") == j.Str("epoch") || rj.Num("seq") != 0 {
+			t.Fatalf("%s: after Redis lost the room: %v (epoch before %s)", c.User, rj, j.Str("epoch"))
 		}
 	}
 	for _, n := range nodes {
@@ -298,22 +298,22 @@ func TestClusterRedisLostData(t *testing.T) {
 	// mode the sender's own message may come before or after its ack (one
 	// from the subscription, one from the publisher), so neither is
 	// waited for first.
-	sender.send(map[string]any{"type": "send", "id": "after", "room": "general", "text": "after"})
+	sender.Send(map[string]any{"type": "send", "id": "after", "room": "general", "text": "after"})
 	for _, c := range []*client{member, sender} {
-		if m := c.waitFor("message", nil); m.num("seq") != 1 || m.str("text") != "after" {
-			t.Fatalf("%s: first message of the new life: %v", c.user, m)
+		if m := c.WaitFor("message", nil); m.Num("seq") != 1 || m.Str("text") != "after" {
+			t.Fatalf("%s: first message of the new life: %v", c.User, m)
 		}
 	}
 	var ack frame
-	for _, f := range sender.seen {
-		if f.str("type") == "ack" && f.str("id") == "after" {
+	for _, f := range sender.Seen {
+		if f.Str("type") == "ack" && f.Str("id") == "after" {
 			ack = f
 		}
 	}
 	if ack == nil {
-		ack = sender.waitFor("ack", func(f frame) bool { return f.str("id") == "after" })
+		ack = sender.WaitFor("ack", func(f frame) bool { return f.Str("id") == "after" })
 	}
-	if ack.num("seq") != 1 {
+	if ack.Num("seq") != 1 {
 		t.Fatalf("ack of the first message of the new life: %v", ack)
 	}
 }
@@ -326,10 +326,10 @@ func TestClusterThroughSentinel(t *testing.T) {
 	sentinel := redistest.Sentinel(t, r)
 	nodes := startCluster(t, 2, "redis://"+sentinel+"/0?master_name=mymaster")
 	a, b := nodes[0].dial(t, "a"), nodes[1].dial(t, "b")
-	a.join("general")
-	b.join("general")
-	a.sendText("general", "via sentinel")
-	if m := b.waitFor("message", nil); m.str("text") != "via sentinel" || m.num("seq") != 1 {
+	a.Join("general")
+	b.Join("general")
+	a.SendText("general", "via sentinel")
+	if m := b.WaitFor("message", nil); m.Str("text") != "via sentinel" || m.Num("seq") != 1 {
 		t.Fatalf("got %v", m)
 	}
 }
@@ -344,27 +344,27 @@ func TestClusterOnRedisCluster(t *testing.T) {
 	a, b := nodes[0].dial(t, "a"), nodes[1].dial(t, "b")
 	rooms := []string{"alpha", "beta", "gamma", "delta", "epsilon"}
 	for _, r := range rooms {
-		a.join(r)
-		b.join(r)
+		a.Join(r)
+		b.Join(r)
 	}
 	for i, r := range rooms {
-		ack := a.request(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": r, "text": r, "key": fmt.Sprint("k", i)})
-		if ack.str("type") != "ack" || ack.num("seq") != 1 {
+		ack := a.Request(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": r, "text": r, "key": fmt.Sprint("k", i)})
+		if ack.Str("type") != "ack" || ack.Num("seq") != 1 {
 			t.Fatalf("send to %s: %v", r, ack)
 		}
-		if m := b.waitFor("message", func(f frame) bool { return f.str("room") == r }); m.str("text") != r {
+		if m := b.WaitFor("message", func(f frame) bool { return f.Str("room") == r }); m.Str("text") != r {
 			t.Fatalf("%s: got %v", r, m)
 		}
 	}
 	// A retry with the same key in the same room is recognised.
-	again := a.request(map[string]any{"type": "send", "id": "again", "room": "alpha", "text": "alpha", "key": "k0"})
-	if again.num("seq") != 1 {
+	again := a.Request(map[string]any{"type": "send", "id": "again", "room": "alpha", "text": "alpha", "key": "k0"})
+	if again.Num("seq") != 1 {
 		t.Fatalf("retry on Redis Cluster: %v", again)
 	}
-	b.quiet("message", 300*time.Millisecond)
-	ack := b.request(map[string]any{"type": "dm", "id": "d", "to": "a", "text": "hi"})
-	if ack.str("type") != "ack" {
+	b.Quiet("message", 300*time.Millisecond)
+	ack := b.Request(map[string]any{"type": "dm", "id": "d", "to": "a", "text": "hi"})
+	if ack.Str("type") != "ack" {
 		t.Fatalf("dm on Redis Cluster: %v", ack)
 	}
-	a.waitFor("message", func(f frame) bool { return f.str("room") == "@a" && f.str("text") == "hi" })
+	a.WaitFor("message", func(f frame) bool { return f.Str("room") == "@a" && f.Str("text") == "hi" })
 }

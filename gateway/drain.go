@@ -27,7 +27,7 @@ func (s *Server) Drain(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}
-		c.Close(hub.CloseGoingAway, "node draining; reconnect elsewhere")
+		c.Close(closeGoingAway, "node draining; reconnect elsewhere")
 	}
 	deadline := start.Add(s.cfg.DrainTimeout)
 	for s.hub.Stats().Connections > 0 && time.Now().Before(deadline) && ctx.Err() == nil {

@@ -35,21 +35,21 @@ func TestBadRequests(t *testing.T) {
 		{"id too long", `{"type":"ping","id":"` + strings.Repeat("i", 65) + `"}`, ""},
 		{"key too long", `{"type":"send","id":"m13","room":"general","text":"x","key":"` + strings.Repeat("k", 65) + `"}`, "m13"},
 	}
-	a.join("general")
+	a.Join("general")
 	for _, tc := range cases {
-		a.send(tc.frame)
-		f := a.waitFor("error", nil)
-		if f.str("code") != "bad_request" || f.str("id") != tc.id || f.str("message") == "" {
+		a.Send(tc.frame)
+		f := a.WaitFor("error", nil)
+		if f.Str("code") != "bad_request" || f.Str("id") != tc.id || f.Str("message") == "" {
 			t.Errorf("%s: got %v, want bad_request with id %q", tc.name, f, tc.id)
 		}
 	}
 	// Binary frames are answered, not fatal.
-	if err := a.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
+	if err := a.WS.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	expectError(t, a.waitFor("error", nil), "bad_request")
+	expectError(t, a.WaitFor("error", nil), "bad_request")
 	// And nothing above broke the connection or lost state.
-	if ack := a.sendText("general", "still here"); ack.num("seq") != 1 {
+	if ack := a.SendText("general", "still here"); ack.Num("seq") != 1 {
 		t.Fatalf("ack after bad input: %v", ack)
 	}
 }
@@ -57,7 +57,7 @@ func TestBadRequests(t *testing.T) {
 func TestUnknownType(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
-	f := a.request(map[string]any{"type": "teleport", "id": "u1"})
+	f := a.Request(map[string]any{"type": "teleport", "id": "u1"})
 	expectError(t, f, "unknown_type")
 }
 
@@ -71,61 +71,61 @@ func TestNotJoined(t *testing.T) {
 		{"type": "read", "id": "n4", "room": "general", "seq": 3},
 		{"type": "leave", "id": "n5", "room": "general"},
 	} {
-		expectError(t, a.request(req), "not_joined")
+		expectError(t, a.Request(req), "not_joined")
 	}
 }
 
 func TestForbidden(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
-	expectError(t, a.request(map[string]any{"type": "send", "id": "f1", "room": "@alice", "text": "x"}), "forbidden")
-	expectError(t, a.request(map[string]any{"type": "leave", "id": "f2", "room": "@alice"}), "forbidden")
-	expectError(t, a.request(map[string]any{"type": "join", "id": "f3", "room": "@bob"}), "forbidden")
+	expectError(t, a.Request(map[string]any{"type": "send", "id": "f1", "room": "@alice", "text": "x"}), "forbidden")
+	expectError(t, a.Request(map[string]any{"type": "leave", "id": "f2", "room": "@alice"}), "forbidden")
+	expectError(t, a.Request(map[string]any{"type": "join", "id": "f3", "room": "@bob"}), "forbidden")
 }
 
 func TestTooManyRooms(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.MaxRooms = 3; c.Burst = 100 })
 	a := n.dial(t, "alice")
 	for i := 0; i < 3; i++ {
-		a.join(fmt.Sprint("r", i))
+		a.Join(fmt.Sprint("r", i))
 	}
-	expectError(t, a.request(map[string]any{"type": "join", "id": "x", "room": "r3"}), "too_many_rooms")
+	expectError(t, a.Request(map[string]any{"type": "join", "id": "x", "room": "r3"}), "too_many_rooms")
 	// Re-joining a room already joined and the inbox are not new rooms.
-	a.join("r1")
-	a.join("@alice")
+	a.Join("r1")
+	a.Join("@alice")
 	// Leaving frees a place.
-	a.request(map[string]any{"type": "leave", "id": "l", "room": "r0"})
-	a.join("r3")
+	a.Request(map[string]any{"type": "leave", "id": "l", "room": "r0"})
+	a.Join("r3")
 }
 
 func TestRateLimitAndAbuseClose(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.Rate = 1; c.Burst = 5 })
 	a := n.dial(t, "alice")
 	for i := 0; i < 5; i++ {
-		if f := a.request(map[string]any{"type": "presence", "id": fmt.Sprint("p", i), "room": "general"}); f.str("type") != "presence" {
+		if f := a.Request(map[string]any{"type": "presence", "id": fmt.Sprint("p", i), "room": "general"}); f.Str("type") != "presence" {
 			t.Fatalf("within burst: %v", f)
 		}
 	}
-	expectError(t, a.request(map[string]any{"type": "presence", "id": "over", "room": "general"}), "rate_limited")
+	expectError(t, a.Request(map[string]any{"type": "presence", "id": "over", "room": "general"}), "rate_limited")
 	// Application ping is never limited.
-	if f := a.request(map[string]any{"type": "ping", "id": "pp"}); f.str("type") != "pong" {
+	if f := a.Request(map[string]any{"type": "ping", "id": "pp"}); f.Str("type") != "pong" {
 		t.Fatalf("ping while limited: %v", f)
 	}
 	// Refused frames without an id are dropped silently.
-	a.send(map[string]any{"type": "typing", "room": "general"})
-	a.quiet("error", 200*time.Millisecond)
+	a.Send(map[string]any{"type": "typing", "room": "general"})
+	a.Quiet("error", 200*time.Millisecond)
 	// 10 refusals within 10 s: closed with 4002 (two refusals so far).
 	for i := 0; i < 8; i++ {
-		a.send(map[string]any{"type": "presence", "id": fmt.Sprint("x", i), "room": "general"})
+		a.Send(map[string]any{"type": "presence", "id": fmt.Sprint("x", i), "room": "general"})
 	}
-	a.expectClose(4002)
+	a.ExpectClose(4002)
 }
 
 func TestMessageSizeLimit(t *testing.T) {
 	const max = 1024
 	n := startNode(t, func(c *gateway.Config) { c.MaxMessageBytes = max })
 	a := n.dial(t, "alice")
-	a.join("general")
+	a.Join("general")
 	frameOf := func(size int) string {
 		head := `{"type":"send","id":"big","room":"general","text":"`
 		tail := `"}`
@@ -135,12 +135,12 @@ func TestMessageSizeLimit(t *testing.T) {
 	if len(exact) != max {
 		t.Fatal("test frame has the wrong size")
 	}
-	a.send(exact)
-	if ack := a.waitFor("ack", nil); ack.num("seq") != 1 {
+	a.Send(exact)
+	if ack := a.WaitFor("ack", nil); ack.Num("seq") != 1 {
 		t.Fatalf("exactly max_message_bytes: %v", ack)
 	}
-	a.send(frameOf(max + 1))
-	a.expectClose(1009)
+	a.Send(frameOf(max + 1))
+	a.ExpectClose(1009)
 }
 
 // The size limit applies to a message after joining its fragments, and
@@ -160,7 +160,7 @@ func TestFragmentedMessageMeasuredWhole(t *testing.T) {
 			if end == len(msg) {
 				first |= 0x80 // FIN
 			}
-			if _, err := a.ws.UnderlyingConn().Write(rawFrame(first, []byte(msg[i:end]))); err != nil {
+			if _, err := a.WS.UnderlyingConn().Write(rawFrame(first, []byte(msg[i:end]))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -169,12 +169,12 @@ func TestFragmentedMessageMeasuredWhole(t *testing.T) {
 	// Nine fragments of at most 100 bytes, 900 in all: one ping.
 	under := `{"type":"ping","id":"frag","pad":"` + strings.Repeat("p", 900-36) + `"}`
 	fragments(a, under)
-	if f := a.next(); f.str("type") != "pong" || f.str("id") != "frag" {
+	if f := a.Next(); f.Str("type") != "pong" || f.Str("id") != "frag" {
 		t.Fatalf("a %d-byte message in fragments: %v, want its pong", len(under), f)
 	}
 	// Eleven fragments, each small, 1,100 bytes together: over the limit.
 	fragments(a, `{"type":"ping","id":"big","pad":"`+strings.Repeat("p", 1100-35)+`"}`)
-	a.expectClose(1009)
+	a.ExpectClose(1009)
 }
 
 // A bug in a handler costs its own connection (1011), not the node or
@@ -188,24 +188,24 @@ func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
 	t.Cleanup(func() { gateway.SetHandleHook(nil) })
 	n := startNode(t, nil)
 	a, b := n.dial(t, "alice"), n.dial(t, "bob")
-	b.join("general")
-	a.send(map[string]any{"type": "ping", "id": "boom"})
-	a.expectClose(1011)
-	if f := b.request(map[string]any{"type": "ping", "id": "still"}); f.str("type") != "pong" {
+	b.Join("general")
+	a.Send(map[string]any{"type": "ping", "id": "boom"})
+	a.ExpectClose(1011)
+	if f := b.Request(map[string]any{"type": "ping", "id": "still"}); f.Str("type") != "pong" {
 		t.Fatalf("another connection after the panic: %v", f)
 	}
 	c := n.dial(t, "carol")
-	c.join("general")
-	c.sendText("general", "the node lives")
+	c.Join("general")
+	c.SendText("general", "the node lives")
 }
 
 func TestInvalidUTF8Closes1007(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
-	if err := a.ws.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")); err != nil {
+	if err := a.WS.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")); err != nil {
 		t.Fatal(err)
 	}
-	a.expectClose(1007)
+	a.ExpectClose(1007)
 }
 
 // rawFrame builds a masked client frame by hand, for what a well-behaved
@@ -227,10 +227,10 @@ func TestProtocolViolationCloses1002(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := n.dial(t, "alice")
-			if _, err := a.ws.UnderlyingConn().Write(rawFrame(first, []byte(`{}`))); err != nil {
+			if _, err := a.WS.UnderlyingConn().Write(rawFrame(first, []byte(`{}`))); err != nil {
 				t.Fatal(err)
 			}
-			a.expectClose(1002)
+			a.ExpectClose(1002)
 		})
 	}
 }
@@ -241,27 +241,27 @@ func TestProtocolViolationCloses1002(t *testing.T) {
 func TestOrphanContinuationDropsConnection(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
-	if _, err := a.ws.UnderlyingConn().Write(rawFrame(0x80, []byte(`{}`))); err != nil {
+	if _, err := a.WS.UnderlyingConn().Write(rawFrame(0x80, []byte(`{}`))); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-a.closed:
+	case <-a.Closed:
 	case <-time.After(waitFrame):
 		t.Fatal("connection not closed after an orphan continuation frame")
 	}
 	// The node is unaffected.
 	b := n.dial(t, "bob")
-	b.request(map[string]any{"type": "ping", "id": "ok"})
+	b.Request(map[string]any{"type": "ping", "id": "ok"})
 }
 
 func TestClientCloseIsEchoed(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
-	if err := a.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+	if err := a.WS.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	a.expectClose(1000)
+	a.ExpectClose(1000)
 }
 
 func TestHeartbeat(t *testing.T) {
@@ -270,14 +270,14 @@ func TestHeartbeat(t *testing.T) {
 	live := n.dial(t, "alive") // gorilla answers pings by itself
 	silent := n.dial(t, "silent")
 	pings := make(chan struct{}, 16)
-	silent.ws.SetPingHandler(func(string) error { pings <- struct{}{}; return nil }) // never answers
+	silent.WS.SetPingHandler(func(string) error { pings <- struct{}{}; return nil }) // never answers
 	start := time.Now()
 	select {
 	case <-pings:
 	case <-time.After(2 * hb):
 		t.Fatal("no WebSocket ping within one heartbeat")
 	}
-	silent.expectClose(1000)
+	silent.ExpectClose(1000)
 	took := time.Since(start)
 	// Between 2 and 3 heartbeats after the last frame (the dial), with
 	// slack for scheduling.
@@ -285,7 +285,7 @@ func TestHeartbeat(t *testing.T) {
 		t.Fatalf("silent connection closed after %v, want 2-3 x %v", took, hb)
 	}
 	// The answering connection is still open.
-	if f := live.request(map[string]any{"type": "ping", "id": "ok"}); f.str("type") != "pong" {
+	if f := live.Request(map[string]any{"type": "ping", "id": "ok"}); f.Str("type") != "pong" {
 		t.Fatalf("live connection: %v", f)
 	}
 }

@@ -176,7 +176,7 @@ func (g *frameGuard) header(b byte) bool {
 // nbio, is dropped, or closes the connection (with code and reason).
 func (g *frameGuard) frame(s *Server, ss *session, ws *websocket.Conn) (int, string, int) {
 	if g.b1&0x80 == 0 {
-		return 1002, "client frames must be masked", frameClose
+		return closeProtocolError, "client frames must be masked", frameClose
 	}
 	max := uint64(s.cfg.MaxMessageBytes)
 	switch op := g.b0 & 0x0F; op {
@@ -186,7 +186,7 @@ func (g *frameGuard) frame(s *Server, ss *session, ws *websocket.Conn) (int, str
 		fallthrough
 	case 0x0: // continuation
 		if g.length > max || g.msgLen+g.length > max {
-			return 1009, "message over the size limit", frameClose
+			return closeTooBig, "message over the size limit", frameClose
 		}
 		g.msgLen += g.length
 		if ss.inbound.Add(int64(g.length)) > s.maxInbound() {
@@ -203,7 +203,7 @@ func (g *frameGuard) frame(s *Server, ss *session, ws *websocket.Conn) (int, str
 		}
 	case 0x9, 0xA: // ping, pong
 		if g.length > 125 {
-			return 1002, "control frame over 125 bytes", frameClose
+			return closeProtocolError, "control frame over 125 bytes", frameClose
 		}
 		now := time.Now().UnixNano()
 		if g.ctrl.Allow(s.cfg.Rate, s.cfg.Burst, now) {
@@ -225,8 +225,8 @@ func (g *frameGuard) frame(s *Server, ss *session, ws *websocket.Conn) (int, str
 // the handler runs, and reports an empty close as 1005.
 func validCloseFrame(code int, reason string) int {
 	switch {
-	case code == 1015:
-		return 1002
+	case code == closeTLSHandshake:
+		return closeProtocolError
 	case !utf8.ValidString(reason):
 		return closeInvalidUTF8
 	}

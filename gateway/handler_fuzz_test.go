@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -85,7 +86,7 @@ func fuzzServer(t *testing.T) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.store.Close() })
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	return s
 }
 

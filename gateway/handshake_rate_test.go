@@ -14,12 +14,12 @@ import (
 // admitted again a second later; connected clients are untouched.
 func TestHandshakeRateSheds(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.HandshakeRate = 3 })
-	var ok []*client
+	var ok []*websocket.Conn
 	refused := 0
 	for i := 0; i < 6; i++ {
 		ws, resp, err := websocket.DefaultDialer.Dial(n.wsURL("user=u"+string(rune('a'+i))), nil)
 		if err == nil {
-			ok = append(ok, &client{ws: ws})
+			ok = append(ok, ws)
 			defer ws.Close()
 			continue
 		}
@@ -36,5 +36,5 @@ func TestHandshakeRateSheds(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond)
 	c := n.dial(t, "later")
-	c.join("r")
+	c.Join("r")
 }

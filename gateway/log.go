@@ -9,7 +9,6 @@ import (
 
 	"github.com/lesismal/nbio/logging"
 
-	"github.com/chatgw/gateway/gateway/hub"
 	"github.com/chatgw/gateway/gateway/limit"
 )
 
@@ -107,39 +106,6 @@ func (ll *logLimiter) flush() {
 	if n > 0 && l != nil {
 		l.Warn("log lines suppressed", "count", n, "limit_per_second", logRate)
 	}
-}
-
-// closeCodeOf is the code a closed connection is logged and counted with:
-// the one of the close frame sent or answered, or 1006 when the socket
-// dropped without one.
-func closeCodeOf(code int) int {
-	if code == 0 {
-		return 1006
-	}
-	return code
-}
-
-// closeReason explains a close code in a log line.
-func closeReason(code int) string {
-	switch code {
-	case 0:
-		return "socket dropped without a close frame"
-	case 1002:
-		return "protocol error"
-	case closeInvalidUTF8:
-		return "invalid UTF-8 in a text frame"
-	case 1009:
-		return "message over --max-message-bytes"
-	case closeInternal:
-		return "internal error in a handler"
-	case closeTokenExpired:
-		return "token expired"
-	case hub.CloseSlowConsumer:
-		return "slow consumer: outbound backlog over --outbound-max-bytes"
-	case closeAbuse:
-		return "repeated rate limit violations"
-	}
-	return "closed by the peer or the server API"
 }
 
 // redisLogger routes go-redis's own lines (dial retries while Redis is

@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/chatgw/gateway/gateway"
 	"github.com/chatgw/gateway/internal/redistest"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 // scrape reads /metrics and parses it with Prometheus's own text parser.
@@ -107,13 +107,13 @@ func TestMetricsFollowASession(t *testing.T) {
 	}
 
 	alice, bob := n.dial(t, "alice"), n.dial(t, "bob")
-	alice.join("general")
-	bob.join("general")
+	alice.Join("general")
+	bob.Join("general")
 	for i := 0; i < 3; i++ {
-		alice.sendText("general", fmt.Sprint("hello ", i))
+		alice.SendText("general", fmt.Sprint("hello ", i))
 	}
 	for i := 0; i < 3; i++ {
-		bob.waitFor("message", nil)
+		bob.WaitFor("message", nil)
 	}
 	m := n.scrape(t)
 	checks := []struct {
@@ -158,8 +158,8 @@ func TestMetricsFollowASession(t *testing.T) {
 	// goes through, then every further frame is refused with an error.
 	refusedWant := 0
 	for i := 0; i < burst+3; i++ {
-		f := alice.request(map[string]any{"type": "history", "id": fmt.Sprint("h", i), "room": "general"})
-		if f.str("type") == "error" {
+		f := alice.Request(map[string]any{"type": "history", "id": fmt.Sprint("h", i), "room": "general"})
+		if f.Str("type") == "error" {
 			expectError(t, f, "rate_limited")
 			refusedWant++
 		}
@@ -206,12 +206,12 @@ func TestRefusedHandshakesCounted(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.Origins = []string{"https://chat.example.com"} })
 	before := value(t, n.scrape(t), "gateway_handshakes_refused_total", "reason=origin")
 	h := http.Header{"Origin": {"https://evil.example.com"}}
-	if _, resp, err := websocket.DefaultDialer.Dial(n.wsURL("user=a"), h); err == nil || resp.StatusCode != 403 {
-		t.Fatalf("foreign origin: err %v", err)
+	if code, _ := wstest.Upgrade(t, n.wsURL("user=a"), wstest.Header(h)); code != 403 {
+		t.Fatalf("foreign origin: HTTP %d, want 403", code)
 	}
 	h.Set("Origin", "https://chat.example.com")
-	if _, resp, err := websocket.DefaultDialer.Dial(n.wsURL("user=bad%20name"), h); err == nil || resp.StatusCode != 400 {
-		t.Fatalf("bad user: err %v", err)
+	if code, _ := wstest.Upgrade(t, n.wsURL("user=bad%20name"), wstest.Header(h)); code != 400 {
+		t.Fatalf("bad user: HTTP %d, want 400", code)
 	}
 	m := n.scrape(t)
 	if got := value(t, m, "gateway_handshakes_refused_total", "reason=origin") - before; got != 1 {

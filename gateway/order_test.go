@@ -26,9 +26,9 @@ func collect(t *testing.T, c *client, room string, first, last uint64) []frame {
 	var got []frame
 	want := first
 	for want <= last {
-		m := c.waitFor("message", func(f frame) bool { return f.str("room") == room })
-		if seq := m.num("seq"); seq != want {
-			t.Fatalf("%s: got seq %d, want %d (gap or duplicate)", c.user, seq, want)
+		m := c.WaitFor("message", func(f frame) bool { return f.Str("room") == room })
+		if seq := m.Num("seq"); seq != want {
+			t.Fatalf("%s: got seq %d, want %d (gap or duplicate)", c.User, seq, want)
 		}
 		got = append(got, m)
 		want++
@@ -42,7 +42,7 @@ func TestConcurrentSendersSameOrderForAll(t *testing.T) {
 	s1, s2 := n.dial(t, "s1"), n.dial(t, "s2")
 	m1, m2 := n.dial(t, "m1"), n.dial(t, "m2")
 	for _, c := range []*client{s1, s2, m1, m2} {
-		c.join("general")
+		c.Join("general")
 	}
 	var wg sync.WaitGroup
 	for _, s := range []*client{s1, s2} {
@@ -50,8 +50,8 @@ func TestConcurrentSendersSameOrderForAll(t *testing.T) {
 		go func(s *client) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				b := fmt.Sprintf(`{"type":"send","room":"general","text":"%s-%d"}`, s.user, i)
-				if err := s.ws.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
+				b := fmt.Sprintf(`{"type":"send","room":"general","text":"%s-%d"}`, s.User, i)
+				if err := s.WS.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -63,13 +63,13 @@ func TestConcurrentSendersSameOrderForAll(t *testing.T) {
 	b := collect(t, m2, "general", 1, 2*each)
 	next := map[string]int{}
 	for i := range a {
-		if a[i].str("text") != b[i].str("text") {
-			t.Fatalf("seq %d: m1 saw %q, m2 saw %q", i+1, a[i].str("text"), b[i].str("text"))
+		if a[i].Str("text") != b[i].Str("text") {
+			t.Fatalf("seq %d: m1 saw %q, m2 saw %q", i+1, a[i].Str("text"), b[i].Str("text"))
 		}
 		// Each sender's messages are stored in the order it sent them.
-		from := a[i].str("from")
-		if want := fmt.Sprintf("%s-%d", from, next[from]); a[i].str("text") != want {
-			t.Fatalf("seq %d is %q, want %q", i+1, a[i].str("text"), want)
+		from := a[i].Str("from")
+		if want := fmt.Sprintf("%s-%d", from, next[from]); a[i].Str("text") != want {
+			t.Fatalf("seq %d is %q, want %q", i+1, a[i].Str("text"), want)
 		}
 		next[from]++
 	}
@@ -78,22 +78,22 @@ func TestConcurrentSendersSameOrderForAll(t *testing.T) {
 func TestResumeAfterDisconnect(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
-	a.join("general")
+	a.Join("general")
 	b := n.dial(t, "bob")
-	j := b.join("general")
-	epoch := j.str("epoch")
+	j := b.Join("general")
+	epoch := j.Str("epoch")
 	for i := 1; i <= 3; i++ {
-		a.sendText("general", fmt.Sprint("m", i))
+		a.SendText("general", fmt.Sprint("m", i))
 	}
 	collect(t, b, "general", 1, 3)
-	_ = b.ws.Close()
+	_ = b.WS.Close()
 	for i := 4; i <= 6; i++ {
-		a.sendText("general", fmt.Sprint("m", i))
+		a.SendText("general", fmt.Sprint("m", i))
 	}
 	b2 := n.dial(t, "bob")
-	j = b2.request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 3, "epoch": epoch}})
+	j = b2.Request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 3, "epoch": epoch}})
 	msgs, _ := j["messages"].([]any)
-	if j["recovered"] != true || j.num("seq") != 6 || len(msgs) != 3 {
+	if j["recovered"] != true || j.Num("seq") != 6 || len(msgs) != 3 {
 		t.Fatalf("resume: %v", j)
 	}
 	for i, m := range msgs {
@@ -101,18 +101,18 @@ func TestResumeAfterDisconnect(t *testing.T) {
 			t.Fatalf("recovered[%d] = %v", i, m)
 		}
 	}
-	a.sendText("general", "m7")
+	a.SendText("general", "m7")
 	collect(t, b2, "general", 7, 7)
 
 	// A wrong epoch is a history reset: not recovered, newest messages.
 	c := n.dial(t, "carol")
-	j = c.request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 3, "epoch": "other"}})
+	j = c.Request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 3, "epoch": "other"}})
 	if msgs, _ := j["messages"].([]any); j["recovered"] != false || len(msgs) != 7 {
 		t.Fatalf("resume with a stale epoch: %v", j)
 	}
 	// A seq beyond the room's latest cannot be resumed either.
 	d := n.dial(t, "dave")
-	j = d.request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 99, "epoch": epoch}})
+	j = d.Request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 99, "epoch": epoch}})
 	if j["recovered"] != false {
 		t.Fatalf("resume from the future: %v", j)
 	}
@@ -121,12 +121,12 @@ func TestResumeAfterDisconnect(t *testing.T) {
 func TestResumeBeyondHistoryNotRecovered(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.HistorySize = 5 })
 	a := n.dial(t, "alice")
-	j := a.join("general")
+	j := a.Join("general")
 	for i := 1; i <= 12; i++ {
-		a.sendText("general", fmt.Sprint("m", i))
+		a.SendText("general", fmt.Sprint("m", i))
 	}
 	b := n.dial(t, "bob")
-	j = b.request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 2, "epoch": j.str("epoch")}})
+	j = b.Request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 2, "epoch": j.Str("epoch")}})
 	msgs, _ := j["messages"].([]any)
 	if j["recovered"] != false || len(msgs) != 5 || msgs[0].(map[string]any)["seq"] != 8.0 {
 		t.Fatalf("resume past the history: %v", j)
@@ -139,15 +139,15 @@ func TestResumeUnderLiveTrafficNoGapNoDuplicate(t *testing.T) {
 	const total = 300
 	n := startNode(t, func(c *gateway.Config) { c.Rate, c.Burst = 10000, 10000 })
 	a := n.dial(t, "alice")
-	a.join("general")
+	a.Join("general")
 	b := n.dial(t, "bob")
-	epoch := b.join("general").str("epoch")
+	epoch := b.Join("general").Str("epoch")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := 1; i <= total; i++ {
 			b := fmt.Sprintf(`{"type":"send","room":"general","text":"m%d"}`, i)
-			if err := a.ws.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
+			if err := a.WS.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
 				return
 			}
 			if i%50 == 0 {
@@ -156,9 +156,9 @@ func TestResumeUnderLiveTrafficNoGapNoDuplicate(t *testing.T) {
 		}
 	}()
 	got := collect(t, b, "general", 1, 40)
-	_ = b.ws.Close()
+	_ = b.WS.Close()
 	b2 := n.dial(t, "bob")
-	j := b2.request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 40, "epoch": epoch}})
+	j := b2.Request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 40, "epoch": epoch}})
 	if j["recovered"] != true {
 		t.Fatalf("not recovered: %v", j)
 	}
@@ -174,42 +174,42 @@ func TestResumeUnderLiveTrafficNoGapNoDuplicate(t *testing.T) {
 	if last < total {
 		got = append(got, collect(t, b2, "general", last+1, total)...)
 	}
-	b2.quiet("message", 200*time.Millisecond) // and nothing after: no duplicates
+	b2.Quiet("message", 200*time.Millisecond) // and nothing after: no duplicates
 }
 
 func TestIdempotentRetries(t *testing.T) {
 	n := startNode(t, nil)
 	a, b := n.dial(t, "alice"), n.dial(t, "bob")
-	a.join("general")
-	b.join("general")
-	first := a.request(map[string]any{"type": "send", "id": "1", "room": "general", "text": "once", "key": "k-1"})
-	retry := a.request(map[string]any{"type": "send", "id": "2", "room": "general", "text": "once", "key": "k-1"})
-	if retry.str("type") != "ack" || retry.str("id") != "2" || retry["seq"] != first["seq"] || retry["ts"] != first["ts"] {
+	a.Join("general")
+	b.Join("general")
+	first := a.Request(map[string]any{"type": "send", "id": "1", "room": "general", "text": "once", "key": "k-1"})
+	retry := a.Request(map[string]any{"type": "send", "id": "2", "room": "general", "text": "once", "key": "k-1"})
+	if retry.Str("type") != "ack" || retry.Str("id") != "2" || retry["seq"] != first["seq"] || retry["ts"] != first["ts"] {
 		t.Fatalf("retry ack %v, first %v", retry, first)
 	}
 	// The retry is neither stored nor delivered again.
 	collect(t, b, "general", 1, 1)
-	b.quiet("message", 300*time.Millisecond)
+	b.Quiet("message", 300*time.Millisecond)
 	// After reconnecting, the key still holds.
 	a2 := n.dial(t, "alice")
-	a2.join("general")
-	again := a2.request(map[string]any{"type": "send", "id": "3", "room": "general", "text": "once", "key": "k-1"})
+	a2.Join("general")
+	again := a2.Request(map[string]any{"type": "send", "id": "3", "room": "general", "text": "once", "key": "k-1"})
 	if again["seq"] != first["seq"] {
 		t.Fatalf("retry on a new connection: %v", again)
 	}
 	// Another user's key space is separate.
-	other := b.request(map[string]any{"type": "send", "id": "4", "room": "general", "text": "mine", "key": "k-1"})
-	if other.num("seq") != 2 {
+	other := b.Request(map[string]any{"type": "send", "id": "4", "room": "general", "text": "mine", "key": "k-1"})
+	if other.Num("seq") != 2 {
 		t.Fatalf("other user's send with the same key: %v", other)
 	}
 	// dm retries too.
-	d1 := a.request(map[string]any{"type": "dm", "id": "5", "to": "bob", "text": "dm", "key": "k-dm"})
-	d2 := a.request(map[string]any{"type": "dm", "id": "6", "to": "bob", "text": "dm", "key": "k-dm"})
-	if d1["seq"] != d2["seq"] || d2.str("id") != "6" {
+	d1 := a.Request(map[string]any{"type": "dm", "id": "5", "to": "bob", "text": "dm", "key": "k-dm"})
+	d2 := a.Request(map[string]any{"type": "dm", "id": "6", "to": "bob", "text": "dm", "key": "k-dm"})
+	if d1["seq"] != d2["seq"] || d2.Str("id") != "6" {
 		t.Fatalf("dm retry %v, first %v", d2, d1)
 	}
-	b.waitFor("message", func(f frame) bool { return f.str("room") == "@bob" })
-	b.quiet("message", 300*time.Millisecond)
+	b.WaitFor("message", func(f frame) bool { return f.Str("room") == "@bob" })
+	b.Quiet("message", 300*time.Millisecond)
 }
 
 // dialSlow connects user "slow" through smallBufferDialer, reads its
@@ -260,8 +260,8 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 		c.OutboundMaxBytes = cap
 	})
 	sender, fast := n.dial(t, "sender"), n.dial(t, "fast")
-	sender.join("general")
-	fast.join("general")
+	sender.Join("general")
+	fast.Join("general")
 
 	// The slow member reads its greeting and join reply, then stops reading.
 	slow := dialSlow(t, n, "general")
@@ -282,7 +282,7 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 		for i := 0; i < msgs; i++ {
 			<-credit
 			b := fmt.Sprintf(`{"type":"send","id":"%d","room":"general","text":"%s"}`, i, text)
-			if sender.ws.WriteMessage(websocket.TextMessage, []byte(b)) != nil {
+			if sender.WS.WriteMessage(websocket.TextMessage, []byte(b)) != nil {
 				return
 			}
 		}
@@ -290,20 +290,20 @@ func TestSlowConsumerClosed4001SenderUnaffected(t *testing.T) {
 	// The sender gets every ack and every message; so does the fast member.
 	acks := 0
 	for seq := uint64(1); seq <= msgs; {
-		f := sender.next()
-		switch f.str("type") {
+		f := sender.Next()
+		switch f.Str("type") {
 		case "ack":
 			acks++
 		case "message":
-			if f.num("seq") != seq {
-				t.Fatalf("sender: seq %d, want %d", f.num("seq"), seq)
+			if f.Num("seq") != seq {
+				t.Fatalf("sender: seq %d, want %d", f.Num("seq"), seq)
 			}
 			seq++
 			credit <- struct{}{}
 		}
 	}
 	for acks < msgs {
-		if f := sender.next(); f.str("type") == "ack" {
+		if f := sender.Next(); f.Str("type") == "ack" {
 			acks++
 		}
 	}

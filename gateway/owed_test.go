@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,36 +10,12 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatgw/gateway/gateway"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 // Every accepted request is answered before a close the gateway starts.
 // These tests run in both modes: in cluster mode a send's ack comes back
 // from Redis after the handler has returned, which is where acks were lost.
-
-// untilClose reads c until the connection ends and returns the frames it
-// read and the close code (0 when it ended without a close frame).
-func (c *client) untilClose() ([]frame, int) {
-	c.t.Helper()
-	got := c.held
-	c.held = nil
-	deadline := time.After(waitFrame + closeSlack)
-	for {
-		select {
-		case f, ok := <-c.frames:
-			if ok {
-				got = append(got, f)
-				continue
-			}
-			var ce *websocket.CloseError
-			if err := <-c.closed; errors.As(err, &ce) {
-				return got, ce.Code
-			}
-			return got, 0
-		case <-deadline:
-			c.t.Fatalf("%s: not closed within %v", c.user, waitFrame+closeSlack)
-		}
-	}
-}
 
 // With --rate 5 --burst 5, 20 sends at once: the sends within the burst
 // are stored and acknowledged, the rest refused, and the abuse close (4002)
@@ -48,24 +23,24 @@ func (c *client) untilClose() ([]frame, int) {
 func TestAcksBeforeAbuseClose(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.Rate, c.Burst = 5, 5 })
 	a := n.dial(t, "alice")
-	a.join("general")
+	a.Join("general")
 	time.Sleep(300 * time.Millisecond) // the join's token comes back: the burst is whole
 	for i := 0; i < 20; i++ {
-		a.send(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": "general", "text": fmt.Sprint("m", i)})
+		a.Send(map[string]any{"type": "send", "id": fmt.Sprint("s", i), "room": "general", "text": fmt.Sprint("m", i)})
 	}
-	frames, code := a.untilClose()
+	frames, code := a.UntilClose()
 	if code != 4002 {
 		t.Fatalf("close code %d, want 4002", code)
 	}
 	acks, limited := 0, 0
 	for _, f := range frames {
 		switch {
-		case f.str("type") == "ack":
+		case f.Str("type") == "ack":
 			acks++
-			if f.num("seq") != uint64(acks) {
-				t.Fatalf("ack %v: seq %d, want %d", f, f.num("seq"), acks)
+			if f.Num("seq") != uint64(acks) {
+				t.Fatalf("ack %v: seq %d, want %d", f, f.Num("seq"), acks)
 			}
-		case f.str("type") == "error" && f.str("code") == "rate_limited":
+		case f.Str("type") == "error" && f.Str("code") == "rate_limited":
 			limited++
 		}
 	}
@@ -95,12 +70,12 @@ func pumpUntilClosed(t *testing.T, cs []*client, start func()) []int {
 			send := func() bool {
 				b := fmt.Sprintf(`{"type":"send","id":"%d","room":"%s","text":"m%d"}`, next, room, next)
 				next++
-				return c.ws.WriteMessage(websocket.TextMessage, []byte(b)) == nil
+				return c.WS.WriteMessage(websocket.TextMessage, []byte(b)) == nil
 			}
 			for k := 0; k < window && send(); k++ {
 			}
-			for f := range c.frames {
-				if f.str("type") == "ack" {
+			for f := range c.Frames {
+				if f.Str("type") == "ack" {
 					acked[i]++
 					send()
 				}
@@ -119,12 +94,11 @@ func checkAllAcked(t *testing.T, n *node, cs []*client, acked []int, code int) {
 	t.Helper()
 	total := 0
 	for i, c := range cs {
-		var ce *websocket.CloseError
-		if err := <-c.closed; !errors.As(err, &ce) || ce.Code != code {
-			t.Fatalf("%s: connection ended with %v, want close %d", c.user, err, code)
+		if err := <-c.Closed; wstest.CloseCode(err) != code {
+			t.Fatalf("%s: connection ended with %v, want close %d", c.User, err, code)
 		}
 		if acked[i] == 0 {
-			t.Fatalf("%s: no send was acknowledged before the close", c.user)
+			t.Fatalf("%s: no send was acknowledged before the close", c.User)
 		}
 		total += acked[i]
 	}
@@ -143,7 +117,7 @@ func TestAcksBeforeDrainClose(t *testing.T) {
 	var cs []*client
 	for i := 0; i < 20; i++ {
 		c := n.dial(t, fmt.Sprint("u", i))
-		c.join(fmt.Sprint("r", i))
+		c.Join(fmt.Sprint("r", i))
 		cs = append(cs, c)
 	}
 	acked := pumpUntilClosed(t, cs, func() {
@@ -164,7 +138,7 @@ func TestAcksBeforeTokenExpiryClose(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		u := fmt.Sprint("u", i)
 		c := tokenClient(t, n, hs(t, claims{"sub": u, "exp": in(2 * time.Second)}), u)
-		c.join(fmt.Sprint("r", i))
+		c.Join(fmt.Sprint("r", i))
 		cs = append(cs, c)
 	}
 	acked := pumpUntilClosed(t, cs, func() {})

@@ -14,18 +14,18 @@ func TestPresenceListAboveTheCap(t *testing.T) {
 	var cs []*client
 	for i := 1; i <= 4; i++ {
 		c := n.dial(t, fmt.Sprint("u", i))
-		c.join("r")
+		c.Join("r")
 		cs = append(cs, c)
 	}
-	p := cs[0].request(map[string]any{"type": "presence", "id": "p", "room": "r"})
+	p := cs[0].Request(map[string]any{"type": "presence", "id": "p", "room": "r"})
 	users, _ := p["users"].([]any)
-	if p.num("total") != 4 || fmt.Sprint(users) != "[u1 u2 u3 u4]" {
+	if p.Num("total") != 4 || fmt.Sprint(users) != "[u1 u2 u3 u4]" {
 		t.Fatalf("presence above the cap: %v, want users u1..u4 and total 4", p)
 	}
 	// Leaving above the cap is recorded too.
-	cs[3].request(map[string]any{"type": "leave", "id": "l", "room": "r"})
-	p = cs[0].request(map[string]any{"type": "presence", "id": "p2", "room": "r"})
-	if users, _ := p["users"].([]any); p.num("total") != 3 || fmt.Sprint(users) != "[u1 u2 u3]" {
+	cs[3].Request(map[string]any{"type": "leave", "id": "l", "room": "r"})
+	p = cs[0].Request(map[string]any{"type": "presence", "id": "p2", "room": "r"})
+	if users, _ := p["users"].([]any); p.Num("total") != 3 || fmt.Sprint(users) != "[u1 u2 u3]" {
 		t.Fatalf("presence after a leave above the cap: %v, want u1..u3 and total 3", p)
 	}
 }
@@ -41,15 +41,15 @@ func TestPresenceListHoldsAThousand(t *testing.T) {
 	var cs []*client
 	for i := 0; i < members; i++ {
 		c := n.dial(t, fmt.Sprintf("u%04d", i))
-		c.send(map[string]any{"type": "join", "id": "j", "room": "big"})
+		c.Send(map[string]any{"type": "join", "id": "j", "room": "big"})
 		cs = append(cs, c)
 	}
 	for _, c := range cs {
-		c.waitFor("joined", nil)
+		c.WaitFor("joined", nil)
 	}
-	p := cs[0].request(map[string]any{"type": "presence", "id": "p", "room": "big"})
+	p := cs[0].Request(map[string]any{"type": "presence", "id": "p", "room": "big"})
 	users, _ := p["users"].([]any)
-	if p.num("total") != members || len(users) != 1000 || users[0] != "u0000" || users[999] != "u0999" {
+	if p.Num("total") != members || len(users) != 1000 || users[0] != "u0000" || users[999] != "u0999" {
 		t.Fatalf("presence of %d members: total %v, %d users (first %v), want total %d and the first 1,000 sorted",
 			members, p["total"], len(users), users[:min(len(users), 1)], members)
 	}

@@ -14,18 +14,18 @@ import (
 func TestWelcomeAndInbox(t *testing.T) {
 	n := startNode(t, nil)
 	c := n.dialRaw(t, "user=alice")
-	w := c.next()
-	if w.str("type") != "welcome" || w.str("user") != "alice" || w.str("node") != "test-node" ||
-		len(w.str("session")) == 0 || w.num("heartbeat") != 25 {
+	w := c.Next()
+	if w.Str("type") != "welcome" || w.Str("user") != "alice" || w.Str("node") != "test-node" ||
+		len(w.Str("session")) == 0 || w.Num("heartbeat") != 25 {
 		t.Fatalf("welcome %v", w)
 	}
 	lim, _ := w["limits"].(map[string]any)
 	if lim["max_message_bytes"] != 16384.0 || lim["rate"] != 20.0 || lim["burst"] != 40.0 || lim["max_rooms"] != 100.0 {
 		t.Fatalf("welcome limits %v", lim)
 	}
-	j := c.next()
-	if j.str("type") != "joined" || j.str("room") != "@alice" || j["id"] != nil ||
-		j["seq"] != 0.0 || j.str("epoch") == "" || j["recovered"] != false {
+	j := c.Next()
+	if j.Str("type") != "joined" || j.Str("room") != "@alice" || j["id"] != nil ||
+		j["seq"] != 0.0 || j.Str("epoch") == "" || j["recovered"] != false {
 		t.Fatalf("inbox joined %v", j)
 	}
 	if msgs, ok := j["messages"].([]any); !ok || len(msgs) != 0 {
@@ -36,64 +36,64 @@ func TestWelcomeAndInbox(t *testing.T) {
 func TestJoinLeavePresenceEvents(t *testing.T) {
 	n := startNode(t, nil)
 	a, b := n.dial(t, "alice"), n.dial(t, "bob")
-	j := a.join("general")
-	if j.str("id") != "j-general" || j.str("room") != "general" || j["seq"] != 0.0 || j["recovered"] != false {
+	j := a.Join("general")
+	if j.Str("id") != "j-general" || j.Str("room") != "general" || j["seq"] != 0.0 || j["recovered"] != false {
 		t.Fatalf("joined %v", j)
 	}
-	b.join("general")
-	p := a.waitFor("presence", nil)
-	if p.str("room") != "general" || p.str("user") != "bob" || p["online"] != true {
+	b.Join("general")
+	p := a.WaitFor("presence", nil)
+	if p.Str("room") != "general" || p.Str("user") != "bob" || p["online"] != true {
 		t.Fatalf("presence online %v", p)
 	}
 	// A second connection of bob is not news: no event.
 	b2 := n.dial(t, "bob")
-	b2.join("general")
-	left := b2.request(map[string]any{"type": "leave", "id": "2", "room": "general"})
-	if left.str("type") != "left" || left.str("id") != "2" || left.str("room") != "general" {
+	b2.Join("general")
+	left := b2.Request(map[string]any{"type": "leave", "id": "2", "room": "general"})
+	if left.Str("type") != "left" || left.Str("id") != "2" || left.Str("room") != "general" {
 		t.Fatalf("left %v", left)
 	}
-	a.quiet("presence", 200*time.Millisecond)
+	a.Quiet("presence", 200*time.Millisecond)
 	// bob's last connection leaves: offline.
-	b.request(map[string]any{"type": "leave", "id": "3", "room": "general"})
-	p = a.waitFor("presence", nil)
-	if p.str("user") != "bob" || p["online"] != false {
+	b.Request(map[string]any{"type": "leave", "id": "3", "room": "general"})
+	p = a.WaitFor("presence", nil)
+	if p.Str("user") != "bob" || p["online"] != false {
 		t.Fatalf("presence offline %v", p)
 	}
 	// Disconnecting also counts as leaving.
 	c := n.dial(t, "carol")
-	c.join("general")
-	a.waitFor("presence", func(f frame) bool { return f.str("user") == "carol" && f["online"] == true })
-	_ = c.ws.Close()
-	a.waitFor("presence", func(f frame) bool { return f.str("user") == "carol" && f["online"] == false })
+	c.Join("general")
+	a.WaitFor("presence", func(f frame) bool { return f.Str("user") == "carol" && f["online"] == true })
+	_ = c.WS.Close()
+	a.WaitFor("presence", func(f frame) bool { return f.Str("user") == "carol" && f["online"] == false })
 }
 
 func TestPresenceEventsStopAboveLimit(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.PresenceMaxMembers = 2 })
 	a, b, c := n.dial(t, "alice"), n.dial(t, "bob"), n.dial(t, "carol")
-	a.join("r")
-	b.join("r") // 2 users after the join: event
-	a.waitFor("presence", func(f frame) bool { return f.str("user") == "bob" })
-	c.join("r") // 3 users after the join: no event
-	a.quiet("presence", 200*time.Millisecond)
-	c.request(map[string]any{"type": "leave", "id": "l", "room": "r"}) // 3 before the leave: no event
-	a.quiet("presence", 200*time.Millisecond)
-	b.request(map[string]any{"type": "leave", "id": "l", "room": "r"}) // 2 before: event
-	a.waitFor("presence", func(f frame) bool { return f.str("user") == "bob" && f["online"] == false })
+	a.Join("r")
+	b.Join("r") // 2 users after the join: event
+	a.WaitFor("presence", func(f frame) bool { return f.Str("user") == "bob" })
+	c.Join("r") // 3 users after the join: no event
+	a.Quiet("presence", 200*time.Millisecond)
+	c.Request(map[string]any{"type": "leave", "id": "l", "room": "r"}) // 3 before the leave: no event
+	a.Quiet("presence", 200*time.Millisecond)
+	b.Request(map[string]any{"type": "leave", "id": "l", "room": "r"}) // 2 before: event
+	a.WaitFor("presence", func(f frame) bool { return f.Str("user") == "bob" && f["online"] == false })
 }
 
 func TestSendTextAndData(t *testing.T) {
 	n := startNode(t, nil)
 	a, b := n.dial(t, "alice"), n.dial(t, "bob")
-	a.join("general")
-	b.join("general")
-	ack := a.request(map[string]any{"type": "send", "id": "3", "room": "general", "text": "hi"})
-	if ack.str("type") != "ack" || ack.str("id") != "3" || ack.str("room") != "general" || ack.num("seq") != 1 || ack.num("ts") == 0 {
+	a.Join("general")
+	b.Join("general")
+	ack := a.Request(map[string]any{"type": "send", "id": "3", "room": "general", "text": "hi"})
+	if ack.Str("type") != "ack" || ack.Str("id") != "3" || ack.Str("room") != "general" || ack.Num("seq") != 1 || ack.Num("ts") == 0 {
 		t.Fatalf("ack %v", ack)
 	}
 	for _, c := range []*client{a, b} { // the sender receives its own message too
-		m := c.waitFor("message", nil)
-		if m.str("room") != "general" || m.num("seq") != 1 || m.str("from") != "alice" || m.str("text") != "hi" || m["ts"] != ack["ts"] {
-			t.Fatalf("%s got %v", c.user, m)
+		m := c.WaitFor("message", nil)
+		if m.Str("room") != "general" || m.Num("seq") != 1 || m.Str("from") != "alice" || m.Str("text") != "hi" || m["ts"] != ack["ts"] {
+			t.Fatalf("%s got %v", c.User, m)
 		}
 	}
 }
@@ -101,10 +101,10 @@ func TestSendTextAndData(t *testing.T) {
 func TestSendDataVerbatim(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
-	a.join("general")
+	a.Join("general")
 	data := `{"kind":"poll","options":[1,2.5,"x"],"nested":{"ok":true,"s":"<b>"}}`
-	a.send(`{"type":"send","id":"4","room":"general","data":` + data + `}`)
-	m := a.waitFor("message", nil)
+	a.Send(`{"type":"send","id":"4","room":"general","data":` + data + `}`)
+	m := a.WaitFor("message", nil)
 	got, _ := json.Marshal(m["data"])
 	var want any
 	_ = json.Unmarshal([]byte(data), &want)
@@ -120,75 +120,75 @@ func TestSendDataVerbatim(t *testing.T) {
 func TestDirectMessage(t *testing.T) {
 	n := startNode(t, nil)
 	a, b := n.dial(t, "alice"), n.dial(t, "bob")
-	ack := a.request(map[string]any{"type": "dm", "id": "4", "to": "bob", "text": "psst"})
-	if ack.str("type") != "ack" || ack.str("id") != "4" || ack.num("seq") != 1 || ack.str("room") != "@bob" {
+	ack := a.Request(map[string]any{"type": "dm", "id": "4", "to": "bob", "text": "psst"})
+	if ack.Str("type") != "ack" || ack.Str("id") != "4" || ack.Num("seq") != 1 || ack.Str("room") != "@bob" {
 		t.Fatalf("dm ack %v", ack)
 	}
-	m := b.waitFor("message", nil)
-	if m.str("room") != "@bob" || m.num("seq") != 1 || m.str("from") != "alice" || m.str("to") != "bob" || m.str("text") != "psst" {
+	m := b.WaitFor("message", nil)
+	if m.Str("room") != "@bob" || m.Num("seq") != 1 || m.Str("from") != "alice" || m.Str("to") != "bob" || m.Str("text") != "psst" {
 		t.Fatalf("bob got %v", m)
 	}
-	m = a.waitFor("message", nil) // before or after the ack (docs/protocol.md, Own sends)
-	if m.str("room") != "@alice" || m.num("seq") != 1 || m.str("to") != "bob" {
+	m = a.WaitFor("message", nil) // before or after the ack (docs/protocol.md, Own sends)
+	if m.Str("room") != "@alice" || m.Num("seq") != 1 || m.Str("to") != "bob" {
 		t.Fatalf("alice's copy %v", m)
 	}
 	// Stored in both inboxes: bob reconnects and resumes his inbox.
 	b2 := n.dial(t, "bob")
-	j := b2.request(map[string]any{"type": "join", "id": "r", "room": "@bob", "limit": 10})
+	j := b2.Request(map[string]any{"type": "join", "id": "r", "room": "@bob", "limit": 10})
 	msgs, _ := j["messages"].([]any)
 	if len(msgs) != 1 || msgs[0].(map[string]any)["text"] != "psst" {
 		t.Fatalf("bob's inbox history %v", j)
 	}
 	// Only its owner may read an inbox.
-	expectError(t, a.request(map[string]any{"type": "join", "id": "x", "room": "@bob"}), "forbidden")
-	expectError(t, a.request(map[string]any{"type": "history", "id": "y", "room": "@bob"}), "forbidden")
-	expectError(t, a.request(map[string]any{"type": "join", "id": "z", "room": "@bob", "since": map[string]any{"seq": 0, "epoch": j.str("epoch")}}), "forbidden")
+	expectError(t, a.Request(map[string]any{"type": "join", "id": "x", "room": "@bob"}), "forbidden")
+	expectError(t, a.Request(map[string]any{"type": "history", "id": "y", "room": "@bob"}), "forbidden")
+	expectError(t, a.Request(map[string]any{"type": "join", "id": "z", "room": "@bob", "since": map[string]any{"seq": 0, "epoch": j.Str("epoch")}}), "forbidden")
 }
 
 func TestTypingThrottledAndRead(t *testing.T) {
 	n := startNode(t, nil)
 	a, b := n.dial(t, "alice"), n.dial(t, "bob")
-	a.join("general")
-	b.join("general")
-	a.waitFor("presence", nil)
-	b.send(map[string]any{"type": "typing", "room": "general"})
-	ty := a.waitFor("typing", nil)
-	if ty.str("room") != "general" || ty.str("user") != "bob" {
+	a.Join("general")
+	b.Join("general")
+	a.WaitFor("presence", nil)
+	b.Send(map[string]any{"type": "typing", "room": "general"})
+	ty := a.WaitFor("typing", nil)
+	if ty.Str("room") != "general" || ty.Str("user") != "bob" {
 		t.Fatalf("typing %v", ty)
 	}
 	// Within 2 s further typing is dropped silently, with or without id.
-	b.send(map[string]any{"type": "typing", "room": "general"})
-	b.send(map[string]any{"type": "typing", "id": "t2", "room": "general"})
-	b.request(map[string]any{"type": "ping", "id": "sync"}) // b saw no reply to typing
-	a.quiet("typing", 300*time.Millisecond)
-	b.quiet("typing", 10*time.Millisecond) // the typist does not get its own event
+	b.Send(map[string]any{"type": "typing", "room": "general"})
+	b.Send(map[string]any{"type": "typing", "id": "t2", "room": "general"})
+	b.Request(map[string]any{"type": "ping", "id": "sync"}) // b saw no reply to typing
+	a.Quiet("typing", 300*time.Millisecond)
+	b.Quiet("typing", 10*time.Millisecond) // the typist does not get its own event
 	time.Sleep(2 * time.Second)
-	b.send(map[string]any{"type": "typing", "room": "general"})
-	a.waitFor("typing", nil)
+	b.Send(map[string]any{"type": "typing", "room": "general"})
+	a.WaitFor("typing", nil)
 
-	b.send(map[string]any{"type": "read", "room": "general", "seq": 57})
-	r := a.waitFor("read", nil)
-	if r.str("user") != "bob" || r.num("seq") != 57 || r.str("room") != "general" {
+	b.Send(map[string]any{"type": "read", "room": "general", "seq": 57})
+	r := a.WaitFor("read", nil)
+	if r.Str("user") != "bob" || r.Num("seq") != 57 || r.Str("room") != "general" {
 		t.Fatalf("read %v", r)
 	}
-	b.send(map[string]any{"type": "read", "id": "old", "room": "general", "seq": 12}) // older: not forwarded
-	pong := b.request(map[string]any{"type": "ping", "id": "sync2"})
-	if pong.str("type") != "pong" {
+	b.Send(map[string]any{"type": "read", "id": "old", "room": "general", "seq": 12}) // older: not forwarded
+	pong := b.Request(map[string]any{"type": "ping", "id": "sync2"})
+	if pong.Str("type") != "pong" {
 		t.Fatalf("pong %v", pong)
 	}
-	a.quiet("read", 200*time.Millisecond)
+	a.Quiet("read", 200*time.Millisecond)
 }
 
 func TestHistory(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.Burst = 100 })
 	a := n.dial(t, "alice")
-	a.join("general")
+	a.Join("general")
 	for i := 1; i <= 60; i++ {
-		a.sendText("general", fmt.Sprint("m", i))
+		a.SendText("general", fmt.Sprint("m", i))
 	}
-	h := a.request(map[string]any{"type": "history", "id": "5", "room": "general", "before": 57, "limit": 50})
+	h := a.Request(map[string]any{"type": "history", "id": "5", "room": "general", "before": 57, "limit": 50})
 	msgs, _ := h["messages"].([]any)
-	if h.str("type") != "history" || h.str("id") != "5" || h.str("room") != "general" || len(msgs) != 50 {
+	if h.Str("type") != "history" || h.Str("id") != "5" || h.Str("room") != "general" || len(msgs) != 50 {
 		t.Fatalf("history %v", h)
 	}
 	for i, m := range msgs {
@@ -196,7 +196,7 @@ func TestHistory(t *testing.T) {
 			t.Fatalf("history[%d].seq = %v, want %d", i, seq, 7+i)
 		}
 	}
-	h = a.request(map[string]any{"type": "history", "id": "6", "room": "general", "limit": 3})
+	h = a.Request(map[string]any{"type": "history", "id": "6", "room": "general", "limit": 3})
 	msgs, _ = h["messages"].([]any)
 	if len(msgs) != 3 || msgs[2].(map[string]any)["seq"] != 60.0 {
 		t.Fatalf("latest history %v", h)
@@ -206,19 +206,19 @@ func TestHistory(t *testing.T) {
 func TestJoinWithLimit(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) { c.HistorySize = 10 })
 	a := n.dial(t, "alice")
-	a.join("general")
+	a.Join("general")
 	for i := 1; i <= 15; i++ {
-		a.sendText("general", fmt.Sprint("m", i))
+		a.SendText("general", fmt.Sprint("m", i))
 	}
 	b := n.dial(t, "bob")
-	j := b.request(map[string]any{"type": "join", "id": "1", "room": "general", "limit": 4})
+	j := b.Request(map[string]any{"type": "join", "id": "1", "room": "general", "limit": 4})
 	msgs, _ := j["messages"].([]any)
-	if j.num("seq") != 15 || len(msgs) != 4 || msgs[0].(map[string]any)["seq"] != 12.0 || j["recovered"] != false {
+	if j.Num("seq") != 15 || len(msgs) != 4 || msgs[0].(map[string]any)["seq"] != 12.0 || j["recovered"] != false {
 		t.Fatalf("join limit 4: %v", j)
 	}
 	// limit above the history size is clamped to it.
 	c := n.dial(t, "carol")
-	j = c.request(map[string]any{"type": "join", "id": "1", "room": "general", "limit": 50})
+	j = c.Request(map[string]any{"type": "join", "id": "1", "room": "general", "limit": 50})
 	if msgs, _ := j["messages"].([]any); len(msgs) != 10 {
 		t.Fatalf("join limit 50 with history 10: %d messages", len(msgs))
 	}
@@ -227,11 +227,11 @@ func TestJoinWithLimit(t *testing.T) {
 func TestPresenceList(t *testing.T) {
 	n := startNode(t, nil)
 	a, b := n.dial(t, "alice"), n.dial(t, "bob")
-	a.join("general")
-	b.join("general")
-	p := a.request(map[string]any{"type": "presence", "id": "6", "room": "general"})
+	a.Join("general")
+	b.Join("general")
+	p := a.Request(map[string]any{"type": "presence", "id": "6", "room": "general"})
 	users, _ := p["users"].([]any)
-	if p.str("type") != "presence" || p.str("id") != "6" || len(users) != 2 || users[0] != "alice" || users[1] != "bob" || p["total"] != 2.0 {
+	if p.Str("type") != "presence" || p.Str("id") != "6" || len(users) != 2 || users[0] != "alice" || users[1] != "bob" || p["total"] != 2.0 {
 		t.Fatalf("presence list %v", p)
 	}
 }
@@ -239,8 +239,8 @@ func TestPresenceList(t *testing.T) {
 func TestPingPong(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
-	p := a.request(map[string]any{"type": "ping", "id": "8"})
-	if p.str("type") != "pong" || p.str("id") != "8" {
+	p := a.Request(map[string]any{"type": "ping", "id": "8"})
+	if p.Str("type") != "pong" || p.Str("id") != "8" {
 		t.Fatalf("pong %v", p)
 	}
 }
@@ -249,7 +249,7 @@ func TestRefreshWithoutAuth(t *testing.T) {
 	n := startNode(t, nil)
 	a := n.dial(t, "alice")
 	// Anonymous nodes verify no tokens, so a refresh cannot be accepted.
-	expectError(t, a.request(map[string]any{"type": "refresh", "id": "7", "token": "x.y.z"}), "unauthorized")
+	expectError(t, a.Request(map[string]any{"type": "refresh", "id": "7", "token": "x.y.z"}), "unauthorized")
 	// The connection stays open.
-	a.request(map[string]any{"type": "ping", "id": "after"})
+	a.Request(map[string]any{"type": "ping", "id": "after"})
 }

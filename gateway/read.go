@@ -105,7 +105,7 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, tc *tls.Conn) {
 		return
 	}
 	closing := sess.c.Closing()
-	if closing && sess.c.CloseCode() == 1009 {
+	if closing && sess.c.CloseCode() == closeTooBig {
 		// nbio stopped mid-message; what follows cannot be parsed.
 		return
 	}
@@ -122,10 +122,10 @@ func (s *Server) onPlain(c *nbio.Conn, data []byte, tc *tls.Conn) {
 	}
 	if errors.Is(err, websocket.ErrMessageTooLarge) || errors.Is(err, websocket.ErrControlMessageTooBig) {
 		// nbio has already written the 1009 close frame.
-		sess.c.MarkClosing(1009)
+		sess.c.MarkClosing(closeTooBig)
 		return
 	}
-	sess.c.Close(1002, "protocol error")
+	sess.c.Close(closeProtocolError, "protocol error")
 }
 
 // oneAnswer serves only the first request a socket carries, with

@@ -1,12 +1,3 @@
-// Package gateway is a chat edge node: it terminates WebSocket connections
-// on nbio's event loop and speaks protocol v1 (docs/protocol.md) over them.
-//
-// server.go wires nbio and the admin listener; read.go is the read path
-// every client byte takes (guard.go checks frames, handshake.go and
-// upgrade.go the requests before the upgrade); session.go handles one
-// client's frames; drain.go shuts down gracefully. Rooms, fan-out and
-// connection bookkeeping live in package hub, stored messages in package
-// history.
 package gateway
 
 import (
@@ -35,6 +26,7 @@ import (
 
 	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway/auth"
+	"github.com/chatgw/gateway/gateway/backend"
 	"github.com/chatgw/gateway/gateway/cluster"
 	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/gateway/hub"
@@ -51,14 +43,11 @@ const closeGrace = 5 * time.Second
 
 // Server is one gateway node.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	hub   *hub.Hub
-	store history.Store
-	m     *metrics.Metrics
-
-	cluster *cluster.Node         // nil alone
-	redis   redis.UniversalClient // nil alone
+	cfg     Config
+	log     *slog.Logger
+	hub     *hub.Hub
+	backend backend.Backend // where rooms live: this node's memory, or Redis
+	m       *metrics.Metrics
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -67,9 +56,11 @@ type Server struct {
 	published atomic.Int64 // messages stored and fanned out (clients and API)
 	rates     rates
 
-	engine   *nbhttp.Engine
-	upgrader *websocket.Upgrader
-	admin    *http.Server
+	engine    *nbhttp.Engine      // made by Start
+	upgrader  *websocket.Upgrader // made by Start
+	tlsConfig *tls.Config         // nil without --tls-cert
+	mux       *http.ServeMux      // the public listener's routes
+	admin     *http.Server
 
 	verifier *auth.Verifier // nil without a JWT key
 	admit    admission
@@ -123,18 +114,6 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.verifier = v
 	}
-	if cfg.RedisURL != "" {
-		if err := s.startCluster(); err != nil {
-			return nil, err
-		}
-	} else {
-		s.store = history.NewMemoryWith(history.MemoryConfig{
-			Size: cfg.HistorySize, MaxBytes: cfg.HistoryMaxBytes, TTL: cfg.HistoryTTL,
-			// A room is dropped only while no member can see it, so no
-			// live member ever sees its seq restart.
-			IfIdle: func(room string, drop func()) bool { return s.hub.IfIdle(room, drop) },
-		})
-	}
 	s.m = metrics.New()
 	s.hub = hub.New(hub.Config{
 		MaxOutboundBytes:   cfg.OutboundMaxBytes,
@@ -145,13 +124,30 @@ func New(cfg Config) (*Server, error) {
 		CoalesceMax:        cfg.CoalesceMax,
 		Observer:           s.m.Observer(),
 	})
-	if mem, ok := s.store.(*history.Memory); ok {
-		s.m.Node(s.hub, func() float64 { return float64(mem.Messages()) })
-		s.m.History(mem)
-	} else {
+	if cfg.RedisURL != "" {
+		redis.SetLogger(redisLogger{s.log})
+		n, err := cluster.Open(cfg.RedisURL, cluster.Config{
+			NodeID: cfg.NodeID, Size: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL,
+			Log: s.log, PresenceRefresh: cfg.PresenceRefresh, Hub: s.hub,
+		})
+		if err != nil {
+			s.hub.Stop()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		s.backend = n
 		// Redis holds the cluster's history: no cheap count, so no
 		// gauge rather than a canned 0.
 		s.m.Node(s.hub, nil)
+	} else {
+		mem := history.NewMemoryWith(history.MemoryConfig{
+			Size: cfg.HistorySize, MaxBytes: cfg.HistoryMaxBytes, TTL: cfg.HistoryTTL,
+			// A room is dropped only while no member can see it, so no
+			// live member ever sees its seq restart.
+			IfIdle: func(room string, drop func()) bool { return s.hub.IfIdle(room, drop) },
+		})
+		s.backend = backend.NewMemory(s.hub, mem)
+		s.m.Node(s.hub, func() float64 { return float64(mem.Messages()) })
+		s.m.History(mem)
 	}
 
 	mux := http.NewServeMux()
@@ -159,6 +155,22 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.NoPage {
 		mux.Handle("/", s.oneAnswer(web.Handler()))
 	}
+	s.mux = mux
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: --tls-cert %s / --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// newEngine builds nbio's engine and the upgrader, in Start: nbio starts
+// goroutines as soon as an engine is made, and a node that is never
+// started (a test's) must not leave them behind.
+func (s *Server) newEngine() {
+	cfg := &s.cfg
 	backstop := 0
 	if cfg.OutboundMaxBytes > 0 {
 		// nbio drops a socket outright past this; our own cap (4001 with
@@ -183,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 			return ln, nil
 		},
 		NPoller:                 runtime.NumCPU(),
-		Handler:                 mux,
+		Handler:                 s.mux,
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      backstop,
 		// Plain sockets are held to --max-header-bytes by onData as bytes
@@ -195,13 +207,9 @@ func New(cfg Config) (*Server, error) {
 		KeepaliveTime: farFuture,
 		MaxLoad:       1 << 22,
 	}
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: --tls-cert %s / --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
-		}
+	if s.tlsConfig != nil {
 		ecfg.AddrsTLS = []string{cfg.Addr}
-		ecfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ecfg.TLSConfig = s.tlsConfig
 	} else {
 		ecfg.Addrs = []string{cfg.Addr}
 	}
@@ -239,7 +247,6 @@ func New(cfg Config) (*Server, error) {
 	})
 	u.SetCloseHandler(s.onCloseFrame)
 	s.upgrader = u
-	return s, nil
 }
 
 // Start listens on the public and admin addresses and starts the heartbeat
@@ -258,6 +265,7 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	s.newEngine()
 	if err := s.engine.Start(); err != nil {
 		_ = ln.Close()
 		if s.admin != nil {
@@ -348,16 +356,15 @@ func (s *Server) shutdown(ctx context.Context) error {
 		close(s.stopTick)
 	}
 	s.tickDone.Wait()
-	err := s.engine.Shutdown(ctx)
+	var err error
+	if s.engine != nil { // nil: never started
+		err = s.engine.Shutdown(ctx)
+	}
 	s.hub.Stop()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
-	_ = s.store.Close()
-	if s.cluster != nil {
-		s.cluster.Close()
-		_ = s.redis.Close()
-	}
+	_ = s.backend.Close()
 	return err
 }
 
@@ -367,9 +374,7 @@ func (s *Server) onPing(ws *websocket.Conn, data string) {
 		return
 	}
 	sess.c.Seen(time.Now().UnixNano())
-	b := make([]byte, 2, 2+len(data))
-	b[0], b[1] = 0x8A, byte(len(data))
-	sess.c.Send(append(b, data...))
+	sess.c.Send(codec.PongFrame(data))
 }
 
 // onCloseFrame answers a client's close frame with the same code, unless
@@ -380,8 +385,8 @@ func (s *Server) onCloseFrame(ws *websocket.Conn, code int, reason string) {
 	if sess == nil {
 		return
 	}
-	if code == 1005 {
-		code = 1000
+	if code == closeNoStatus {
+		code = closeNormal
 	}
 	if bad := validCloseFrame(code, reason); bad != 0 {
 		sess.c.Close(bad, "invalid close frame")
@@ -395,15 +400,13 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	if sess == nil {
 		return
 	}
-	rooms := sess.c.RoomNames()
-	s.hub.Remove(sess.c, sess.offline)
-	for _, r := range rooms {
-		s.release(r)
+	for _, r := range s.hub.Remove(sess.c, sess.offline) {
+		s.backend.Unsubscribe(r) // each membership held a reference
 	}
 	s.expiries.set(sess, 0)
 	code := sess.c.CloseCode()
 	s.m.Closed(code)
-	if code != hub.CloseNormal && code != hub.CloseGoingAway {
+	if code != closeNormal && code != closeGoingAway {
 		// At most one line per connection that ended for a reason worth
 		// knowing, never one per message, and rate-limited as a whole.
 		s.logs.line("connection closed", "user", sess.c.User, "session", sess.id(),
@@ -513,7 +516,7 @@ func (s *Server) identify(r *http.Request) (string, *auth.Identity, int, string)
 		return "guest-" + newSessionID(), nil, 0, ""
 	}
 	if !codec.ValidName(user) {
-		return "", nil, http.StatusBadRequest, "invalid user id: 1-64 characters of A-Z a-z 0-9 _ . : -"
+		return "", nil, http.StatusBadRequest, codec.InvalidUserMessage
 	}
 	// The name is a slice of the request line; a copy of its own keeps
 	// the whole request URI from living as long as the connection.

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/hex"
-	"errors"
 	"math"
 	"runtime/debug"
 	"sync/atomic"
@@ -31,14 +30,6 @@ const (
 	codeInternal     = "internal"
 )
 
-// Close codes the gateway sends beyond the hub's own.
-const (
-	closeInvalidUTF8  = 1007
-	closeInternal     = 1011
-	closeTokenExpired = 4000
-	closeAbuse        = 4002
-)
-
 // handleHook, when set (by tests only, before any node starts), runs
 // before each decoded request is handled: it lets a test provoke a
 // handler panic through the real read path.
@@ -64,6 +55,7 @@ type session struct {
 	inbound  atomic.Int64 // bytes of messages read and not yet handled (frameGuard)
 	pending  *codec.Frame // the reply being built (see frame)
 	sid      [4]byte      // session id (see id); random
+	order    order        // requests handled in order (see order.go)
 }
 
 // id is the session id announced in welcome: 8 hex digits.
@@ -86,8 +78,7 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	if ss == nil {
 		return
 	}
-	ss.inbound.Add(-int64(len(data)))
-	ss.handleFrame(mt == websocket.TextMessage, data, time.Now().UnixNano())
+	ss.deliver(mt == websocket.TextMessage, data, time.Now().UnixNano())
 }
 
 // handleFrame handles one client message (text or binary) that arrived at
@@ -243,7 +234,7 @@ func (ss *session) checkRoom(req *codec.Request, allowInbox bool) bool {
 	case req.Room == "":
 		ss.fail(req.ID, codeBadRequest, `missing "room"`)
 	case !codec.ValidRoom(req.Room):
-		ss.fail(req.ID, codeBadRequest, "invalid room name: 1-64 characters of A-Z a-z 0-9 _ . : - (or @user)")
+		ss.fail(req.ID, codeBadRequest, codec.InvalidRoomMessage)
 	case codec.IsInbox(req.Room) && req.Room[1:] != ss.c.User:
 		ss.fail(req.ID, codeForbidden, "that is someone else's inbox")
 	case codec.IsInbox(req.Room) && !allowInbox:
@@ -252,104 +243,6 @@ func (ss *session) checkRoom(req *codec.Request, allowInbox bool) bool {
 		return true
 	}
 	return false
-}
-
-func (ss *session) join(req *codec.Request) {
-	if !ss.checkRoom(req, true) {
-		return
-	}
-	if req.Limit != nil && *req.Limit < 0 {
-		ss.fail(req.ID, codeBadRequest, `"limit" must not be negative`)
-		return
-	}
-	if !ss.ident.MayUse(req.Room) {
-		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
-		return
-	}
-	inbox := codec.IsInbox(req.Room)
-	if !inbox && !ss.c.IsMember(req.Room) && ss.c.RoomCount() >= ss.srv.cfg.MaxRooms {
-		ss.fail(req.ID, codeTooManyRooms, "room limit reached; leave a room first")
-		return
-	}
-	// In cluster mode the node's subscription to the room must be live
-	// before the joined frame reads its history: then every later message
-	// reaches this member. One reference per membership.
-	if err := ss.srv.acquire(req.Room); err != nil {
-		ss.fail(req.ID, codeUnavailable, "cluster link unavailable; retry")
-		return
-	}
-	// Join writes the frame before it returns and keeps no reference, so
-	// it is built in a pooled buffer, released below, rather than copied:
-	// every connection joins at least once, and the copy was garbage.
-	var f *codec.Frame
-	res, err := ss.srv.hub.Join(ss.c, req.Room, func() ([]byte, uint64, error) {
-		var j codec.Joined
-		if err := ss.srv.joined(req, &j); err != nil {
-			return nil, 0, err
-		}
-		f = codec.NewFrame()
-		f.B = codec.AppendJoined(f.B, &j)
-		return f.Bytes(), j.Seq, nil
-	})
-	if f != nil {
-		f.Release()
-	}
-	if !res.Added {
-		ss.srv.release(req.Room) // a membership holds the one reference
-	}
-	if err != nil {
-		ss.fail(req.ID, codeUnavailable, "history store unavailable")
-		return
-	}
-	ss.srv.m.Reply("joined")
-	if res.FirstConn && !res.Rejoin && !inbox {
-		ss.srv.announce(req.Room, ss.c.User, true, ss.c, res.Users <= ss.srv.hub.PresenceMaxMembers())
-	}
-}
-
-// joined computes a join's reply into j under the room's lock (see
-// hub.Join). j is the caller's, so that it need not live on the heap.
-func (s *Server) joined(req *codec.Request, j *codec.Joined) error {
-	size := s.cfg.HistorySize
-	*j = codec.Joined{ID: req.ID, Room: req.Room, Messages: [][]byte{}}
-	_, latest, epoch, _, err := s.store.Range(req.Room, 0, 0, 0)
-	if err != nil {
-		return err
-	}
-	j.Seq, j.Epoch = latest, epoch
-	limit := size
-	if req.Limit != nil {
-		limit = min(*req.Limit, size)
-	}
-	var msgs []history.Message
-	switch {
-	case req.Since != nil && req.Since.Epoch == epoch && req.Since.Seq <= latest:
-		var complete bool
-		msgs, _, _, complete, err = s.store.Range(req.Room, req.Since.Seq, math.MaxUint64, size)
-		if err != nil {
-			return err
-		}
-		if complete {
-			j.Recovered = true
-			break
-		}
-		msgs, _, _, _, err = s.store.Range(req.Room, 0, math.MaxUint64, limit)
-	case req.Since != nil || req.Limit != nil:
-		msgs, _, _, _, err = s.store.Range(req.Room, 0, math.MaxUint64, limit)
-	}
-	if err != nil {
-		return err
-	}
-	for i := range msgs {
-		j.Messages = append(j.Messages, msgs[i].Payload())
-	}
-	// In cluster mode a message can be stored between the two reads above
-	// (Redis is not under the room's lock): the frame then covers it, and
-	// the live stream must start after it, or the member gets it twice.
-	if n := len(msgs); n > 0 && msgs[n-1].Seq > j.Seq {
-		j.Seq = msgs[n-1].Seq
-	}
-	return nil
 }
 
 func (ss *session) offline(room string, usersBefore int) {
@@ -371,125 +264,8 @@ func (ss *session) leave(req *codec.Request) {
 		ss.fail(req.ID, codeNotJoined, "not joined to "+req.Room)
 		return
 	}
-	ss.srv.release(req.Room)
+	ss.srv.backend.Unsubscribe(req.Room)
 	ss.reply("left", codec.AppendLeft(ss.frame(), req.ID, req.Room))
-}
-
-// checkBody validates a send or dm body: text (a string) or data (any JSON
-// value but null), at least one.
-func (ss *session) checkBody(req *codec.Request) bool {
-	if (req.Text == nil || *req.Text == "") && len(req.Data) == 0 {
-		ss.fail(req.ID, codeBadRequest, `a message needs a non-empty "text" or a "data" value`)
-		return false
-	}
-	return true
-}
-
-func (ss *session) send(req *codec.Request) {
-	if !ss.checkRoom(req, false) || !ss.checkBody(req) {
-		return
-	}
-	if !ss.c.IsMember(req.Room) {
-		ss.fail(req.ID, codeNotJoined, "join "+req.Room+" before sending to it")
-		return
-	}
-	if !ss.ident.MayUse(req.Room) { // a refresh may have narrowed the claim
-		ss.fail(req.ID, codeForbidden, "your token does not allow room "+req.Room)
-		return
-	}
-	ss.c.OweLater() // repaid by ackOrFail, which may run on another goroutine
-	m := &codec.Message{Room: req.Room, From: ss.c.User, Text: req.Text, Data: req.Data}
-	id := req.ID
-	ss.srv.publish(req.Room, ss.c.User, req.Key, m, func(ack pubAck, err error) { ss.ackOrFail(id, ack, err) })
-}
-
-func (ss *session) dm(req *codec.Request) {
-	if req.To == "" || !codec.ValidName(req.To) {
-		ss.fail(req.ID, codeBadRequest, `"to" must be a user id: 1-64 characters of A-Z a-z 0-9 _ . : -`)
-		return
-	}
-	if !ss.checkBody(req) {
-		return
-	}
-	ss.c.OweLater() // repaid by ackOrFail, which may run on another goroutine
-	to := &codec.Message{From: ss.c.User, To: req.To, Text: req.Text, Data: req.Data, Room: codec.Inbox(req.To)}
-	id, self := req.ID, req.To == ss.c.User
-	ss.srv.publish(to.Room, ss.c.User, req.Key, to, func(ack pubAck, err error) {
-		if err != nil || ack.dup || self {
-			ss.ackOrFail(id, ack, err)
-			return
-		}
-		// The sender's other connections see what it sent, in its inbox.
-		echo := *to
-		echo.Room = codec.Inbox(ss.c.User)
-		ss.srv.publish(echo.Room, ss.c.User, "", &echo, func(_ pubAck, err error) { ss.ackOrFail(id, ack, err) })
-	})
-}
-
-type pubAck struct {
-	history.Ack
-	dup bool
-}
-
-// publish stores m in room (setting its seq and ts) and fans it out, then
-// calls done with the ack. With a key already used by user, the ack is the
-// original one and nothing else happens. Alone, done runs before publish
-// returns; in cluster mode it runs once Redis has stored the message, on
-// the cluster's publisher goroutine, and the fan-out comes from the room's
-// subscription, in seq order on every node.
-func (s *Server) publish(room, user, key string, m *codec.Message, done func(pubAck, error)) {
-	if s.cluster != nil {
-		enc := func(seq uint64, ts int64) []byte {
-			m.Seq, m.TS = seq, ts
-			return owned(func(b []byte) []byte { return codec.AppendMessage(b, m) })
-		}
-		err := s.cluster.Publish(room, user, key, enc, func(a history.Ack, dup bool, err error) {
-			if err == nil && !dup {
-				s.published.Add(1)
-			}
-			done(pubAck{Ack: a, dup: dup}, err)
-		})
-		if err != nil {
-			done(pubAck{}, err)
-		}
-		return
-	}
-	ack, err := s.publishLocal(room, user, key, m)
-	done(ack, err)
-}
-
-// publishLocal is publish on a node alone: store and fan out under the
-// room's lock.
-func (s *Server) publishLocal(room, user, key string, m *codec.Message) (pubAck, error) {
-	var ack pubAck
-	var err error
-	s.hub.Publish(room, func() ([]byte, uint64, bool) {
-		var msg history.Message
-		msg, ack.Ack, ack.dup, err = s.store.Append(room, user, key, func(seq uint64, ts int64) []byte {
-			m.Seq, m.TS = seq, ts
-			return owned(func(b []byte) []byte { return codec.AppendMessage(b, m) })
-		})
-		if err != nil || ack.dup {
-			return nil, 0, false
-		}
-		s.published.Add(1)
-		return msg.Frame, msg.Seq, true
-	})
-	return ack, err
-}
-
-// ackOrFail answers a send or dm, whose reply was owed (see hub.Client.Owe);
-// it may run outside the handler.
-func (ss *session) ackOrFail(id string, ack pubAck, err error) {
-	defer ss.c.Repay()
-	switch {
-	case errors.Is(err, history.ErrUnavailable):
-		ss.fail(id, codeUnavailable, "history store unavailable; retry with the same key")
-	case err != nil:
-		ss.fail(id, codeInternal, "could not store the message")
-	default:
-		ss.sendReply("ack", func(b []byte) []byte { return codec.AppendAck(b, id, ack.Room, ack.Seq, ack.TS) })
-	}
 }
 
 func (ss *session) typing(req *codec.Request, now int64) {
@@ -503,7 +279,7 @@ func (ss *session) typing(req *codec.Request, now int64) {
 	}
 	if forward {
 		ev := owned(func(b []byte) []byte { return codec.AppendTyping(b, req.Room, ss.c.User) })
-		ss.srv.broadcast(req.Room, ev, ss.c, hub.KindTyping)
+		ss.srv.backend.Broadcast(req.Room, ev, ss.c, hub.KindTyping)
 	}
 }
 
@@ -522,7 +298,7 @@ func (ss *session) read(req *codec.Request) {
 	}
 	if forward {
 		ev := owned(func(b []byte) []byte { return codec.AppendRead(b, req.Room, ss.c.User, *req.Seq) })
-		ss.srv.broadcast(req.Room, ev, ss.c, hub.KindRead)
+		ss.srv.backend.Broadcast(req.Room, ev, ss.c, hub.KindRead)
 	}
 }
 
@@ -546,20 +322,23 @@ func (ss *session) history(req *codec.Request) {
 	if req.Before != nil {
 		before = *req.Before
 	}
-	msgs, _, _, _, err := ss.srv.store.Range(req.Room, 0, before, limit)
-	if err != nil {
-		ss.fail(req.ID, codeUnavailable, "history store unavailable")
-		return
-	}
-	raws := make([][]byte, len(msgs))
-	for i := range msgs {
-		raws[i] = msgs[i].Payload()
-	}
-	ss.reply("history", codec.AppendHistory(ss.frame(), req.ID, req.Room, raws))
+	id, room := req.ID, req.Room
+	ss.c.OweLater()
+	ss.wait()
+	ss.srv.backend.Range(room, 0, before, limit, func(p history.Page, err error) {
+		defer ss.resume()
+		defer ss.c.Repay()
+		if err != nil {
+			ss.fail(id, codeUnavailable, "history store unavailable")
+			return
+		}
+		raws := make([][]byte, len(p.Messages))
+		for i := range p.Messages {
+			raws[i] = p.Messages[i].Payload()
+		}
+		ss.sendReply("history", func(b []byte) []byte { return codec.AppendHistory(b, id, room, raws) })
+	})
 }
-
-// presenceListMax bounds the users listed in a presence reply.
-const presenceListMax = 1000
 
 func (ss *session) presence(req *codec.Request) {
 	if !ss.checkRoom(req, true) {
@@ -573,7 +352,9 @@ func (ss *session) presence(req *codec.Request) {
 	}
 	id, room := req.ID, req.Room
 	ss.c.OweLater() // in cluster mode the answer comes from Redis, later
+	ss.wait()
 	ss.srv.presence(room, func(users []string, total int, err error) {
+		defer ss.resume()
 		defer ss.c.Repay()
 		if err != nil {
 			ss.fail(id, codeUnavailable, "presence store unavailable")

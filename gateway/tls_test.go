@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatgw/gateway/gateway"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 // An upgraded wss:// connection is not dropped by the handshake sweep: the
@@ -23,20 +24,14 @@ func TestWSSOutlivesHandshakeTimeout(t *testing.T) {
 		c.TLSCert, c.TLSKey = certFile, keyFile
 		c.HandshakeTimeout = 500 * time.Millisecond
 	})
-	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	ws, _, err := d.Dial("wss://"+n.srv.Addr()+"/ws?user=alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	var f map[string]any
-	_ = ws.ReadJSON(&f)
-	_ = ws.ReadJSON(&f)
+	c := wstest.Dial(t, "wss://"+n.srv.Addr()+"/ws?user=alice",
+		wstest.Dialer(&websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}))
+	c.Next() // welcome
+	c.Next() // inbox joined
 	time.Sleep(1500 * time.Millisecond)
-	_ = ws.WriteJSON(map[string]any{"type": "ping", "id": "p"})
-	_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if err := ws.ReadJSON(&f); err != nil || f["type"] != "pong" {
-		t.Fatalf("after the handshake timeout: %v %v", f, err)
+	c.Timeout = 3 * time.Second
+	if f := c.Request(map[string]any{"type": "ping", "id": "p"}); f.Str("type") != "pong" {
+		t.Fatalf("after the handshake timeout: %v", f)
 	}
 }
 

@@ -56,9 +56,9 @@ func TestHistoryTTLDropsIdleRooms(t *testing.T) {
 	}
 	send := func(p *gwProc) sent {
 		alice := dialNode(t, p.addr, "alice")
-		j := request(t, alice, map[string]any{"type": "join", "id": "j", "room": "ttl"})
+		j := alice.Request(map[string]any{"type": "join", "id": "j", "room": "ttl"})
 		at := time.Now()
-		ack := request(t, alice, map[string]any{"type": "send", "id": "s", "room": "ttl", "text": "hi"})
+		ack := alice.Request(map[string]any{"type": "send", "id": "s", "room": "ttl", "text": "hi"})
 		if ack["type"] != "ack" || ack["seq"] != 1.0 {
 			t.Fatalf("send: %v", ack)
 		}
@@ -87,7 +87,7 @@ func TestHistoryTTLDropsIdleRooms(t *testing.T) {
 
 	resume := func(p *gwProc, from sent) wsFrame {
 		bob := dialNode(t, p.addr, "bob")
-		return request(t, bob, map[string]any{"type": "join", "id": "r", "room": "ttl",
+		return bob.Request(map[string]any{"type": "join", "id": "r", "room": "ttl",
 			"since": map[string]any{"seq": from.seq, "epoch": from.epoch}})
 	}
 	if j := resume(short, s); j["recovered"] != false || j["seq"] != 0.0 || j["epoch"] == s.epoch {

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatgw/gateway/internal/redistest"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 // startNodeProcess runs the real binary as a cluster node, waits until it
@@ -29,20 +30,11 @@ func TestPresenceOfKilledNodeExpires(t *testing.T) {
 	a, addrA, _ := startNodeProcess(t, r.URL(), "a")
 	_, addrB, _ := startNodeProcess(t, r.URL(), "b")
 	alice, bob := dialNode(t, addrA, "alice"), dialNode(t, addrB, "bob")
-	join := func(ws *websocket.Conn) {
-		if err := ws.WriteJSON(map[string]string{"type": "join", "id": "j", "room": "general"}); err != nil {
-			t.Fatal(err)
-		}
-		readUntil(t, ws, 5*time.Second, func(f wsFrame) bool { return f["type"] == "joined" && f["room"] == "general" })
-	}
-	join(alice)
+	alice.Join("general")
 	time.Sleep(200 * time.Millisecond) // alice's entry is written before bob joins
-	join(bob)
+	bob.Join("general")
 	list := func() wsFrame {
-		if err := bob.WriteJSON(map[string]string{"type": "presence", "id": "p", "room": "general"}); err != nil {
-			t.Fatal(err)
-		}
-		return readUntil(t, bob, 5*time.Second, func(f wsFrame) bool { return f["id"] == "p" })
+		return bob.Request(map[string]any{"type": "presence", "id": "p", "room": "general"})
 	}
 	// Entries are written asynchronously: wait for bob's.
 	for i := 0; list()["total"] != 2.0; i++ {
@@ -55,9 +47,8 @@ func TestPresenceOfKilledNodeExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	off := readUntil(t, bob, 10*time.Second, func(f wsFrame) bool {
-		return f["type"] == "presence" && f["user"] == "alice" && f["online"] == false
-	})
+	bob.Timeout = 10 * time.Second
+	off := bob.WaitFor("presence", func(f wsFrame) bool { return f["user"] == "alice" && f["online"] == false })
 	took := time.Since(start)
 	// README: ~1 s with a 300 ms refresh (entries expire after 3 x 300 ms,
 	// then the next sweep announces them); 1.5 s leaves room for the sweep
@@ -84,30 +75,28 @@ func TestClusterOfProcesses(t *testing.T) {
 		_, addr, _ := startNodeProcess(t, r.URL(), fmt.Sprint("p", i))
 		addrs = append(addrs, addr)
 	}
-	var conns []*websocket.Conn
+	var conns []*wstest.Client
 	var epoch string
 	for i, addr := range addrs {
-		ws := dialNode(t, addr, fmt.Sprint("u", i))
-		if err := ws.WriteJSON(map[string]string{"type": "join", "id": "j", "room": "general"}); err != nil {
-			t.Fatal(err)
-		}
-		j := readUntil(t, ws, 5*time.Second, func(f wsFrame) bool { return f["type"] == "joined" && f["room"] == "general" })
+		c := dialNode(t, addr, fmt.Sprint("u", i))
+		c.Timeout = 10 * time.Second
+		j := c.Join("general")
 		epoch, _ = j["epoch"].(string)
-		conns = append(conns, ws)
+		conns = append(conns, c)
 	}
-	for i, ws := range conns {
-		go func(i int, ws *websocket.Conn) {
+	for i, c := range conns {
+		go func(i int, ws *websocket.Conn) { // not c.Send: it fails the test, which only the test's goroutine may do
 			for k := 0; k < each; k++ {
 				_ = ws.WriteJSON(map[string]any{"type": "send", "room": "general", "text": fmt.Sprintf("u%d-%d", i, k)})
 			}
-		}(i, ws)
+		}(i, c.WS)
 	}
 	total := 3 * each
 	var order [][]string
-	for _, ws := range conns {
+	for _, c := range conns {
 		var texts []string
 		for seq := 1; seq <= total; seq++ {
-			m := readUntil(t, ws, 10*time.Second, func(f wsFrame) bool { return f["type"] == "message" })
+			m := c.WaitFor("message", nil)
 			if m["seq"] != float64(seq) {
 				t.Fatalf("got seq %v, want %d", m["seq"], seq)
 			}
@@ -123,25 +112,20 @@ func TestClusterOfProcesses(t *testing.T) {
 		}
 	}
 	// A DM from node 1 to the user on node 2.
-	if err := conns[1].WriteJSON(map[string]any{"type": "dm", "id": "d", "to": "u2", "text": "psst"}); err != nil {
-		t.Fatal(err)
-	}
-	dm := readUntil(t, conns[2], 5*time.Second, func(f wsFrame) bool { return f["room"] == "@u2" })
+	conns[1].Send(map[string]any{"type": "dm", "id": "d", "to": "u2", "text": "psst"})
+	dm := conns[2].WaitFor("", func(f wsFrame) bool { return f["room"] == "@u2" })
 	if dm["from"] != "u1" || dm["text"] != "psst" {
 		t.Fatalf("dm across processes: %v", dm)
 	}
 	// u0 leaves node 0; 5 more messages; u0 comes back through node 2.
 	_ = conns[0].Close()
 	for k := 0; k < 5; k++ {
-		_ = conns[1].WriteJSON(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint("late-", k)})
+		conns[1].Send(map[string]any{"type": "send", "room": "general", "text": fmt.Sprint("late-", k)})
 	}
-	readUntil(t, conns[1], 5*time.Second, func(f wsFrame) bool { return f["seq"] == float64(total+5) })
+	conns[1].WaitFor("", func(f wsFrame) bool { return f["seq"] == float64(total+5) })
 	back := dialNode(t, addrs[2], "u0")
-	if err := back.WriteJSON(map[string]any{"type": "join", "id": "rj", "room": "general",
-		"since": map[string]any{"epoch": epoch, "seq": total}}); err != nil {
-		t.Fatal(err)
-	}
-	j := readUntil(t, back, 5*time.Second, func(f wsFrame) bool { return f["id"] == "rj" })
+	j := back.Request(map[string]any{"type": "join", "id": "rj", "room": "general",
+		"since": map[string]any{"epoch": epoch, "seq": total}})
 	msgs, _ := j["messages"].([]any)
 	if j["recovered"] != true || len(msgs) != 5 {
 		t.Fatalf("resume on another node: %v", j)

@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatgw/gateway/internal/gatewaytest"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 // The helpers every test of the real binary shares: start a gateway
@@ -185,51 +186,16 @@ func (p *gwProc) wsURL(query string) string { return "ws://" + p.addr + "/ws?" +
 // 101 and the connection (closed at the end of the test).
 func upgrade(t *testing.T, url string, h http.Header) (int, *websocket.Conn) {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(url, h)
-	if err == nil {
-		t.Cleanup(func() { _ = ws.Close() })
-		return resp.StatusCode, ws
-	}
-	if resp == nil {
-		t.Fatalf("dial %s: %v (no HTTP answer)", url, err)
-	}
-	return resp.StatusCode, nil
+	return wstest.Upgrade(t, url, wstest.Header(h))
 }
 
-type wsFrame map[string]any
+type wsFrame = wstest.Frame
 
 // dialNode connects to a node as user (anonymous mode) or fails the test.
-func dialNode(t *testing.T, addr, user string) *websocket.Conn {
+// The client does not consume the welcome.
+func dialNode(t *testing.T, addr, user string) *wstest.Client {
 	t.Helper()
-	code, ws := upgrade(t, fmt.Sprintf("ws://%s/ws?user=%s", addr, user), nil)
-	if code != 101 {
-		t.Fatalf("dial %s as %s: HTTP %d", addr, user, code)
-	}
-	return ws
-}
-
-// readUntil reads frames until match holds, failing after d.
-func readUntil(t *testing.T, ws *websocket.Conn, d time.Duration, match func(wsFrame) bool) wsFrame {
-	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(d))
-	for {
-		var f wsFrame
-		if err := ws.ReadJSON(&f); err != nil {
-			t.Fatalf("waiting for a frame: %v", err)
-		}
-		if match(f) {
-			return f
-		}
-	}
-}
-
-// request writes req and returns the reply carrying its id.
-func request(t *testing.T, ws *websocket.Conn, req map[string]any) wsFrame {
-	t.Helper()
-	if err := ws.WriteJSON(req); err != nil {
-		t.Fatal(err)
-	}
-	return readUntil(t, ws, 5*time.Second, func(f wsFrame) bool { return f["id"] == req["id"] })
+	return wstest.Dial(t, fmt.Sprintf("ws://%s/ws?user=%s", addr, user))
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 // The JWT promises of the README's "Flags" and "Security" sections, through
@@ -79,7 +81,7 @@ func TestJWTKeyTurnsAnonymousOff(t *testing.T) {
 			if code != 101 {
 				t.Fatalf("valid token: HTTP %d, want 101", code)
 			}
-			if w := readUntil(t, ws, 5*time.Second, func(f wsFrame) bool { return f["type"] == "welcome" }); w["user"] != "bob" {
+			if w := wstest.New(t, ws, "bob").WaitFor("welcome", nil); w["user"] != "bob" {
 				t.Errorf("welcome for a token of bob: %v", w)
 			}
 		})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 func TestApplyEnvPrecedence(t *testing.T) {
@@ -150,20 +149,8 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 	results := make(chan closed, conns)
 	for i := 0; i < conns; i++ {
-		ws := dialNode(t, addr, fmt.Sprintf("u%d", i))
-		go func() {
-			for {
-				if _, _, err := ws.ReadMessage(); err != nil {
-					var ce *websocket.CloseError
-					code := 0
-					if errors.As(err, &ce) {
-						code = ce.Code
-					}
-					results <- closed{code, time.Now()}
-					return
-				}
-			}
-		}()
+		c := dialNode(t, addr, fmt.Sprintf("u%d", i))
+		go func() { results <- closed{wstest.CloseCode(<-c.Closed), time.Now()} }()
 	}
 	if code := httpStatus(t, "http://"+admin+"/readyz"); code != 200 {
 		t.Fatalf("/readyz before drain: %d", code)

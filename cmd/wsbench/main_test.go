@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
-	"github.com/gorilla/websocket"
 
 	"github.com/chatgw/gateway/bench"
 	"github.com/chatgw/gateway/gateway"
 	"github.com/chatgw/gateway/internal/gatewaytest"
+	"github.com/chatgw/gateway/internal/wstest"
 )
 
 // wsbenchBinary builds this command once: worker processes are the binary
@@ -29,30 +29,13 @@ func startGateway(t *testing.T) string {
 // roomTotal asks the gateway how many users are in room.
 func roomTotal(t *testing.T, addr, room string) int {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?user=observer", nil)
-	if err != nil {
-		t.Fatal(err)
+	c := wstest.Dial(t, "ws://"+addr+"/ws?user=observer")
+	defer c.Close()
+	p := c.Request(map[string]any{"type": "presence", "id": "p", "room": room})
+	if p.Str("type") != "presence" {
+		t.Fatalf("presence request answered with %v", p)
 	}
-	defer ws.Close()
-	if err := ws.WriteJSON(map[string]string{"type": "presence", "id": "p", "room": room}); err != nil {
-		t.Fatal(err)
-	}
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		var m struct {
-			Type, ID string
-			Total    int
-		}
-		if err := ws.ReadJSON(&m); err != nil {
-			t.Fatal(err)
-		}
-		if m.ID == "p" {
-			if m.Type != "presence" {
-				t.Fatalf("presence request answered with %q", m.Type)
-			}
-			return m.Total
-		}
-	}
+	return int(p.Num("total"))
 }
 
 // TestHoldGrowsOnRequest drives one worker process the way idle's parent

@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgw/gateway/codec"
-	"github.com/chatgw/gateway/gateway/history"
+	"github.com/chatgw/gateway/gateway/backend"
 	"github.com/chatgw/gateway/gateway/hub"
 	"github.com/chatgw/gateway/internal/redistest"
 )
@@ -52,7 +52,7 @@ func startNode(tb testing.TB, id string, sink Sink) (*Node, *redis.Client) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	n := New(Config{Client: c, NodeID: id, Size: 100, PresenceRefresh: time.Hour,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, sink)
-	tb.Cleanup(func() { n.Close(); _ = c.Close() })
+	tb.Cleanup(func() { _ = n.Close(); _ = c.Close() })
 	deadline := time.Now().Add(5 * time.Second)
 	for !n.Ready() {
 		if time.Now().After(deadline) {
@@ -61,6 +61,13 @@ func startNode(tb testing.TB, id string, sink Sink) (*Node, *redis.Client) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return n, c
+}
+
+// acquire subscribes n to room and waits for it to be live.
+func acquire(n *Node, room string) error {
+	ch := make(chan error, 1)
+	n.Subscribe(room, func(err error) { ch <- err })
+	return <-ch
 }
 
 func encoder(room string, i int) func(uint64, int64) []byte {
@@ -77,7 +84,7 @@ func encoder(room string, i int) func(uint64, int64) []byte {
 func TestPublishDeliversInSeqOrder(t *testing.T) {
 	rec := newRecorder()
 	n, _ := startNode(t, "n1", rec)
-	if err := n.Acquire(context.Background(), "r"); err != nil {
+	if err := acquire(n, "r"); err != nil {
 		t.Fatal(err)
 	}
 	const senders, each = 4, 50
@@ -87,18 +94,15 @@ func TestPublishDeliversInSeqOrder(t *testing.T) {
 	for s := 0; s < senders; s++ {
 		for i := 0; i < each; i++ {
 			wg.Add(1)
-			err := n.Publish("r", "u", "", encoder("r", i), func(a history.Ack, dup bool, err error) {
+			n.Publish("r", "u", "", encoder("r", i), func(a backend.Ack, err error) {
 				defer wg.Done()
 				mu.Lock()
 				defer mu.Unlock()
-				if err != nil || dup || acked[a.Seq] {
-					t.Errorf("ack %+v dup %v err %v", a, dup, err)
+				if err != nil || a.Dup || acked[a.Seq] {
+					t.Errorf("ack %+v err %v", a, err)
 				}
 				acked[a.Seq] = true
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 		}
 	}
 	wg.Wait()
@@ -130,23 +134,23 @@ func TestSubscriptionsFollowLocalMembers(t *testing.T) {
 		return m[channelOf("r")]
 	}
 	ctx := context.Background()
-	if err := n.Acquire(ctx, "r"); err != nil {
+	if err := acquire(n, "r"); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Acquire(ctx, "r"); err != nil {
+	if err := acquire(n, "r"); err != nil {
 		t.Fatal(err)
 	}
 	if got := numsub(); got != 1 {
 		t.Fatalf("subscribers with two local members: %d", got)
 	}
-	n.Release("r")
+	n.Unsubscribe("r")
 	// A barrier instead of a sleep: subscription changes are applied in
 	// order, so once another room's release has taken effect, a wrong
 	// unsubscribe of "r" queued before it would have too.
-	if err := n.Acquire(ctx, "barrier"); err != nil {
+	if err := acquire(n, "barrier"); err != nil {
 		t.Fatal(err)
 	}
-	n.Release("barrier")
+	n.Unsubscribe("barrier")
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		m, err := c.PubSubNumSub(ctx, channelOf("barrier")).Result()
 		if err != nil {
@@ -162,7 +166,7 @@ func TestSubscriptionsFollowLocalMembers(t *testing.T) {
 	if got := numsub(); got != 1 {
 		t.Fatalf("subscribers with one local member left: %d", got)
 	}
-	n.Release("r")
+	n.Unsubscribe("r")
 	deadline := time.Now().Add(3 * time.Second)
 	for numsub() != 0 {
 		if time.Now().After(deadline) {
@@ -171,7 +175,7 @@ func TestSubscriptionsFollowLocalMembers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// And again: a room that comes back is live again.
-	if err := n.Acquire(ctx, "r"); err != nil || numsub() != 1 {
+	if err := acquire(n, "r"); err != nil || numsub() != 1 {
 		t.Fatalf("acquire again: err %v, subscribers %d", err, numsub())
 	}
 }
@@ -180,7 +184,7 @@ func TestSubscriptionsFollowLocalMembers(t *testing.T) {
 // one node, pipelined, acked; msgs/s is the figure.
 func BenchmarkPublishRedis(b *testing.B) {
 	n, _ := startNode(b, "n1", newRecorder())
-	if err := n.Acquire(context.Background(), "r"); err != nil {
+	if err := acquire(n, "r"); err != nil {
 		b.Fatal(err)
 	}
 	enc := encoder("r", 0)
@@ -188,10 +192,11 @@ func BenchmarkPublishRedis(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		wg.Add(1)
-		for n.Publish("r", "u", "", enc, func(history.Ack, bool, error) { wg.Done() }) != nil {
+		for len(n.jobs) == cap(n.jobs) {
 			time.Sleep(50 * time.Microsecond) // queue full: wait for the publisher
 		}
+		wg.Add(1)
+		n.Publish("r", "u", "", enc, func(backend.Ack, error) { wg.Done() })
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	_ "embed"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,57 +30,31 @@ func presenceKeys(room string) []string {
 	return []string{rk + "p", rk + "pl"}
 }
 
-// othersLive is Lua: whether user has a live entry of another node.
-const othersLive = `
-local function others_live(p, pl, user, me, now)
-  local ms = redis.call('ZRANGEBYLEX', pl, '[' .. user .. '|', '[' .. user .. '|\255')
-  for _, m in ipairs(ms) do
-    if m ~= me then
-      local s = redis.call('ZSCORE', p, m)
-      if s and tonumber(s) > now then return 1 end
-    end
-  end
-  return 0
-end
-`
+// othersLive is the shared Lua prefix in others_live.lua.
+//
+//go:embed others_live.lua
+var othersLive string
 
-// KEYS p, pl; ARGV user, node, expiry ms, now ms, key ttl ms. Returns
-// {whether the user is online on another node, entries after}.
-var presenceJoin = redis.NewScript(othersLive + `
-local me = ARGV[1] .. '|' .. ARGV[2]
-local online = others_live(KEYS[1], KEYS[2], ARGV[1], me, tonumber(ARGV[4]))
-redis.call('ZADD', KEYS[1], ARGV[3], me)
-redis.call('ZADD', KEYS[2], 0, me)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return {online, redis.call('ZCARD', KEYS[1])}
-`)
+// presenceJoinLua is in presence_join.lua (KEYS, ARGV and return value documented there).
+//
+//go:embed presence_join.lua
+var presenceJoinLua string
 
-// KEYS p, pl; ARGV user, node, now ms. Returns {whether the user is still
-// online on another node, entries before}.
-var presenceLeave = redis.NewScript(othersLive + `
-local me = ARGV[1] .. '|' .. ARGV[2]
-local before = redis.call('ZCARD', KEYS[1])
-redis.call('ZREM', KEYS[1], me)
-redis.call('ZREM', KEYS[2], me)
-return {others_live(KEYS[1], KEYS[2], ARGV[1], me, tonumber(ARGV[3])), before}
-`)
+var presenceJoin = redis.NewScript(othersLive + presenceJoinLua)
 
-// KEYS p, pl; ARGV now ms. Removes expired entries and returns the users
-// left with no live entry.
-var presenceSweep = redis.NewScript(othersLive + `
-local now = tonumber(ARGV[1])
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-local out = {}
-for _, m in ipairs(gone) do
-  if redis.call('ZREM', KEYS[1], m) == 1 then
-    redis.call('ZREM', KEYS[2], m)
-    local user = string.match(m, '^(.*)|[^|]*$')
-    if user and others_live(KEYS[1], KEYS[2], user, m, now) == 0 then out[#out + 1] = user end
-  end
-end
-return out
-`)
+// presenceLeaveLua is in presence_leave.lua (KEYS, ARGV and return value documented there).
+//
+//go:embed presence_leave.lua
+var presenceLeaveLua string
+
+var presenceLeave = redis.NewScript(othersLive + presenceLeaveLua)
+
+// presenceSweepLua is in presence_sweep.lua (KEYS, ARGV and return value documented there).
+//
+//go:embed presence_sweep.lua
+var presenceSweepLua string
+
+var presenceSweep = redis.NewScript(othersLive + presenceSweepLua)
 
 func nowMs() int64 { return time.Now().UnixMilli() }
 
@@ -182,7 +157,7 @@ func (n *Node) presenceLoop() {
 			return
 		case <-t.C:
 		}
-		if n.Ready() && n.cfg.Rooms != nil {
+		if n.Ready() && n.cfg.Hub != nil {
 			n.refreshPresence()
 		}
 	}
@@ -214,7 +189,7 @@ func (n *Node) refreshPresence() {
 		}
 		rooms, sweeps, queued = rooms[:0], sweeps[:0], 0
 	}
-	n.cfg.Rooms(func(room string, users []string) {
+	n.cfg.Hub.EachRoom(func(room string, users []string) {
 		if strings.HasPrefix(room, "@") {
 			return // inboxes have no presence
 		}

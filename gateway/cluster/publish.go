@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/chatgw/gateway/gateway/backend"
 	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/gateway/hub"
 )
@@ -15,7 +17,7 @@ import (
 type job struct {
 	room  string
 	prep  history.Prepared
-	done  func(history.Ack, bool, error)
+	done  func(backend.Ack, error)
 	event string // "origin|e<kind>|payload" for events
 	// Other commands (presence): run queues it, then gets its reply.
 	run  func(context.Context, redis.Pipeliner) *redis.Cmd
@@ -25,7 +27,7 @@ type job struct {
 func (j job) fail(err error) {
 	switch {
 	case j.done != nil:
-		j.done(history.Ack{}, false, err)
+		j.done(backend.Ack{}, err)
 	case j.then != nil:
 		c := redis.NewCmd(context.Background())
 		c.SetErr(err)
@@ -35,22 +37,37 @@ func (j job) fail(err error) {
 
 // Publish queues a message of room for storing and publishing; done is
 // called from the publisher goroutine with the ack (or the original ack
-// and dup true for a repeated key, or an error). A full queue or an
-// unreachable Redis fails at once with ErrUnavailable: nothing is stored
-// and done is not called.
-func (n *Node) Publish(room, user, key string, enc history.Encoder, done func(history.Ack, bool, error)) error {
+// with Dup for a repeated key, or an error). A full queue or an
+// unreachable Redis fails at once with ErrUnavailable: nothing is stored.
+// The node's own members get the message from the room's subscription,
+// like every other node's, in seq order.
+func (n *Node) Publish(room, user, key string, enc history.Encoder, done func(backend.Ack, error)) {
 	if !n.Ready() {
-		return ErrUnavailable
+		done(backend.Ack{}, ErrUnavailable)
+		return
 	}
 	p, err := n.store.Prepare(room, user, key, enc)
 	if err != nil {
-		return err
+		done(backend.Ack{}, err)
+		return
 	}
 	select {
 	case n.jobs <- job{room: room, prep: p, done: done}:
-		return nil
 	default:
-		return ErrUnavailable
+		done(backend.Ack{}, ErrUnavailable)
+	}
+}
+
+// Range reads room's history (history.Store.Range) through the publisher's
+// queue: after the node's own publishes queued before it. done runs on the
+// publisher goroutine, or at once with ErrUnavailable when Redis is down or
+// the queue is full.
+func (n *Node) Range(room string, after, before uint64, limit int, done func(history.Page, error)) {
+	ok := n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
+		return n.store.QueueRange(ctx, p, room, after, before, limit)
+	}, then: func(c *redis.Cmd) { done(history.ParseRange(c)) }})
+	if !ok {
+		done(history.Page{}, ErrUnavailable)
 	}
 }
 
@@ -119,26 +136,27 @@ func (n *Node) send(batch []job, retry bool) {
 		if j.event != "" {
 			continue
 		}
-		if j.run != nil {
-			if history.IsNoScript(cmds[i].Err()) && retry {
-				if lerr := loadPresenceScripts(ctx, n.cfg.Client); lerr == nil {
-					n.send(batch[i:], false)
-					return
-				}
-			}
-			j.then(cmds[i])
-			continue
-		}
-		ack, dup, err := history.ParseAppend(j.room, cmds[i])
-		if history.IsNoScript(err) && retry {
-			if lerr := n.store.LoadScripts(ctx); lerr == nil {
+		// A Redis that restarted has none of the scripts: load them all
+		// again and send the rest of the batch once more.
+		if history.IsNoScript(cmds[i].Err()) && retry {
+			if n.loadScripts(ctx) == nil {
 				n.send(batch[i:], false)
 				return
 			}
 		}
+		if j.run != nil {
+			j.then(cmds[i])
+			continue
+		}
+		ack, dup, err := history.ParseAppend(j.room, cmds[i])
 		if history.IsNoScript(err) {
 			err = ErrUnavailable
 		}
-		j.done(ack, dup, err)
+		j.done(backend.Ack{Ack: ack, Dup: dup}, err)
 	}
+}
+
+// loadScripts loads every script the node runs with EVALSHA.
+func (n *Node) loadScripts(ctx context.Context) error {
+	return errors.Join(n.store.LoadScripts(ctx), loadPresenceScripts(ctx, n.cfg.Client))
 }

@@ -57,7 +57,8 @@ func TestMemoryBudgetDropsIdleRoomsFirst(t *testing.T) {
 	m := NewMemoryWith(MemoryConfig{Size: 10, MaxBytes: maxBytes, Now: clock.Now, IfIdle: idleUnless("busy")})
 	t.Cleanup(func() { _ = m.Close() })
 	appendN(t, m, "busy", 3)
-	_, _, busyEpoch, _, _ := m.Range("busy", 0, math.MaxUint64, 0)
+	busy, _ := m.Range("busy", 0, math.MaxUint64, 0)
+	busyEpoch := busy.Epoch
 	var peak int64
 	for i := 0; i < 400; i++ {
 		clock.Advance(time.Second)
@@ -71,22 +72,22 @@ func TestMemoryBudgetDropsIdleRoomsFirst(t *testing.T) {
 		t.Fatal("nothing was dropped: the test did not reach the cap")
 	}
 	// The busy room was idle longest but is in use: kept whole.
-	msgs, latest, epoch, complete, _ := m.Range("busy", 0, math.MaxUint64, 10)
-	if len(msgs) != 3 || latest != 3 || epoch != busyEpoch || !complete {
-		t.Fatalf("busy room: %v latest %d epoch %q complete %v; want 1..3 under %q", seqs(msgs), latest, epoch, complete, busyEpoch)
+	p, _ := m.Range("busy", 0, math.MaxUint64, 10)
+	if len(p.Messages) != 3 || p.Latest != 3 || p.Epoch != busyEpoch || !p.Complete {
+		t.Fatalf("busy room: %v latest %d epoch %q complete %v; want 1..3 under %q", seqs(p.Messages), p.Latest, p.Epoch, p.Complete, busyEpoch)
 	}
 	// The newest room is kept; the oldest idle one is gone, and comes back
 	// at seq 1 under another epoch, so a resume from it is not recovered.
-	if _, latest, _, _, _ := m.Range("room-399", 0, math.MaxUint64, 0); latest != 2 {
-		t.Fatalf("newest room latest %d, want 2", latest)
+	if p, _ := m.Range("room-399", 0, math.MaxUint64, 0); p.Latest != 2 {
+		t.Fatalf("newest room latest %d, want 2", p.Latest)
 	}
-	_, latest, e0, _, _ := m.Range("room-000", 0, math.MaxUint64, 0)
-	if latest != 0 || e0 == busyEpoch {
-		t.Fatalf("oldest room: latest %d epoch %q; want dropped (0) under an epoch other than %q", latest, e0, busyEpoch)
+	p0, _ := m.Range("room-000", 0, math.MaxUint64, 0)
+	if p0.Latest != 0 || p0.Epoch == busyEpoch {
+		t.Fatalf("oldest room: latest %d epoch %q; want dropped (0) under an epoch other than %q", p0.Latest, p0.Epoch, busyEpoch)
 	}
 	appendN(t, m, "room-000", 1)
-	if _, latest, e, _, _ := m.Range("room-000", 0, math.MaxUint64, 0); latest != 1 || e == busyEpoch {
-		t.Fatalf("re-created room: latest %d epoch %q", latest, e)
+	if p, _ := m.Range("room-000", 0, math.MaxUint64, 0); p.Latest != 1 || p.Epoch == busyEpoch {
+		t.Fatalf("re-created room: latest %d epoch %q", p.Latest, p.Epoch)
 	}
 	bytes, msgsHeld, rooms := sumRings(m)
 	if bytes != m.Bytes() || msgsHeld != m.Messages() || rooms != m.Rooms() {
@@ -115,9 +116,9 @@ func TestMemoryBudgetTrimsRoomsInUse(t *testing.T) {
 	if msg.Seq != 31 {
 		t.Fatalf("seq after trimming %d, want 31", msg.Seq)
 	}
-	msgs, _, _, complete, _ := m.Range("r0", 0, math.MaxUint64, 100)
-	if complete || len(msgs) == 0 || msgs[len(msgs)-1].Seq != 31 {
-		t.Fatalf("Range from 0 after trimming: %v complete %v; want the newest, incomplete", seqs(msgs), complete)
+	p, _ := m.Range("r0", 0, math.MaxUint64, 100)
+	if p.Complete || len(p.Messages) == 0 || p.Messages[len(p.Messages)-1].Seq != 31 {
+		t.Fatalf("Range from 0 after trimming: %v complete %v; want the newest, incomplete", seqs(p.Messages), p.Complete)
 	}
 }
 
@@ -133,8 +134,8 @@ func TestMemoryTTL(t *testing.T) {
 	clock.Advance(20 * time.Second)
 	m.expire(clock.Now().Add(-time.Minute).UnixNano())
 	for room, want := range map[string]uint64{"old": 0, "busy": 2, "young": 2} {
-		if _, latest, _, _, _ := m.Range(room, 0, math.MaxUint64, 0); latest != want {
-			t.Errorf("%s: latest %d after the sweep, want %d", room, latest, want)
+		if p, _ := m.Range(room, 0, math.MaxUint64, 0); p.Latest != want {
+			t.Errorf("%s: latest %d after the sweep, want %d", room, p.Latest, want)
 		}
 	}
 	if m.Rooms() != 2 || m.Dropped() != 1 {

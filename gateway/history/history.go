@@ -1,6 +1,3 @@
-// Package history stores each room's recent messages, assigns their seq, and
-// remembers idempotency keys. Store is the contract; Memory is the embedded
-// default (a bounded ring per room, an epoch fresh per process).
 package history
 
 import (
@@ -36,6 +33,14 @@ type Ack struct {
 	TS   int64
 }
 
+// Page is what Range returns.
+type Page struct {
+	Messages []Message // ascending by seq
+	Latest   uint64    // the room's latest seq
+	Epoch    string    // the room's epoch
+	Complete bool      // every message with after < seq < before was held and returned
+}
+
 // Encoder builds the frame of a message once its seq and ts are known.
 type Encoder func(seq uint64, ts int64) []byte
 
@@ -53,12 +58,11 @@ type Store interface {
 	// dup is true and ack is the original one.
 	Append(room, user, key string, enc Encoder) (msg Message, ack Ack, dup bool, err error)
 
-	// Range returns, ascending, the newest limit messages of room with
-	// after < seq < before, the room's latest seq and epoch, and complete:
-	// whether every message in that seq range was still held and returned
-	// (false when limit cut the answer short).
-	// With limit <= 0 it returns no messages: a query for latest and epoch.
-	Range(room string, after, before uint64, limit int) (msgs []Message, latest uint64, epoch string, complete bool, err error)
+	// Range returns the newest limit messages of room with
+	// after < seq < before (Complete is false when limit cut the answer
+	// short). With limit <= 0 it returns no messages: a query for Latest
+	// and Epoch.
+	Range(room string, after, before uint64, limit int) (Page, error)
 
 	// Close releases the store's resources.
 	Close() error

@@ -202,13 +202,13 @@ func (r *ring) popOldest() int64 {
 }
 
 // Range implements Store.
-func (m *Memory) Range(room string, after, before uint64, limit int) ([]Message, uint64, string, bool, error) {
+func (m *Memory) Range(room string, after, before uint64, limit int) (Page, error) {
 	s := m.shard(room)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rooms[room]
 	if r == nil {
-		return nil, 0, m.Epoch(), after == 0, nil
+		return Page{Epoch: m.Epoch(), Complete: after == 0}, nil
 	}
 	if before > r.latest+1 {
 		before = r.latest + 1
@@ -219,7 +219,7 @@ func (m *Memory) Range(room string, after, before uint64, limit int) ([]Message,
 	empty := after >= before || after+1 == before
 	complete := empty || after+1 >= oldest
 	if limit <= 0 || empty {
-		return nil, r.latest, r.epoch, complete, nil
+		return Page{Latest: r.latest, Epoch: r.epoch, Complete: complete}, nil
 	}
 	lo := after + 1
 	if lo < oldest {
@@ -233,7 +233,7 @@ func (m *Memory) Range(room string, after, before uint64, limit int) ([]Message,
 	for seq := lo; seq < before; seq++ {
 		out = append(out, r.at(int(seq-oldest)))
 	}
-	return out, r.latest, r.epoch, complete, nil
+	return Page{Messages: out, Latest: r.latest, Epoch: r.epoch, Complete: complete}, nil
 }
 
 // Close stops the key sweeper.

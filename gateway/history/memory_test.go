@@ -151,14 +151,15 @@ func testSeq(t *testing.T, newStore func(*testing.T, int) Store) {
 	if err != nil || msg.Seq != 1 {
 		t.Fatalf("first message of another room: seq %d, err %v", msg.Seq, err)
 	}
-	_, latest, _, _, err := s.Range("general", 0, 0, 0)
-	if err != nil || latest != 5 {
-		t.Fatalf("latest of general = %d (%v), want 5", latest, err)
+	p, err := s.Range("general", 0, 0, 0)
+	if err != nil || p.Latest != 5 {
+		t.Fatalf("latest of general = %d (%v), want 5", p.Latest, err)
 	}
-	msgs, _, _, _, err := s.Range("general", 0, math.MaxUint64, 100)
+	p, err = s.Range("general", 0, math.MaxUint64, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
+	msgs := p.Messages
 	var prevTS int64
 	for i, m := range msgs {
 		checkMsg(t, "general", m, uint64(i+1))
@@ -176,13 +177,13 @@ func testEmptyRoom(t *testing.T, newStore func(*testing.T, int) Store) {
 	s := newStore(t, 10)
 	appendN(t, s, "other", 3) // other rooms do not leak in
 	for _, q := range []struct{ after, before uint64 }{{0, 0}, {0, math.MaxUint64}, {0, 5}} {
-		msgs, latest, epoch, complete, err := s.Range("nobody", q.after, q.before, 10)
+		p, err := s.Range("nobody", q.after, q.before, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(msgs) != 0 || latest != 0 || epoch == "" || !complete {
+		if len(p.Messages) != 0 || p.Latest != 0 || p.Epoch == "" || !p.Complete {
 			t.Fatalf("Range(empty room, %d, %d) = %d msgs, latest %d, epoch %q, complete %v; want none, 0, an epoch, true",
-				q.after, q.before, len(msgs), latest, epoch, complete)
+				q.after, q.before, len(p.Messages), p.Latest, p.Epoch, p.Complete)
 		}
 	}
 	// The first message of a room is seq 1 even after Range looked at it.
@@ -203,18 +204,18 @@ type rangeCase struct {
 func checkRange(t *testing.T, s Store, room string, latest uint64, epoch string, cases []rangeCase) {
 	t.Helper()
 	for _, c := range cases {
-		msgs, gotLatest, gotEpoch, complete, err := s.Range(room, c.after, c.before, c.limit)
+		p, err := s.Range(room, c.after, c.before, c.limit)
 		if err != nil {
 			t.Fatalf("Range(%d, %d, %d): %v", c.after, c.before, c.limit, err)
 		}
-		if !equalSeqs(seqs(msgs), c.want) || complete != c.complete {
+		if !equalSeqs(seqs(p.Messages), c.want) || p.Complete != c.complete {
 			t.Errorf("Range(after %d, before %d, limit %d) = %v complete %v; want %v complete %v",
-				c.after, c.before, c.limit, seqs(msgs), complete, c.want, c.complete)
+				c.after, c.before, c.limit, seqs(p.Messages), p.Complete, c.want, c.complete)
 		}
-		if gotLatest != latest || gotEpoch != epoch {
-			t.Errorf("Range(%d, %d, %d): latest %d epoch %q, want %d %q", c.after, c.before, c.limit, gotLatest, gotEpoch, latest, epoch)
+		if p.Latest != latest || p.Epoch != epoch {
+			t.Errorf("Range(%d, %d, %d): latest %d epoch %q, want %d %q", c.after, c.before, c.limit, p.Latest, p.Epoch, latest, epoch)
 		}
-		for _, m := range msgs {
+		for _, m := range p.Messages {
 			checkMsg(t, room, m, m.Seq)
 		}
 	}
@@ -227,7 +228,8 @@ func checkRange(t *testing.T, s Store, room string, latest uint64, epoch string,
 func testRangeAllHeld(t *testing.T, newStore func(*testing.T, int) Store) {
 	s := newStore(t, 10)
 	appendN(t, s, "r", 6)
-	_, _, epoch, _, _ := s.Range("r", 0, 0, 0)
+	p, _ := s.Range("r", 0, 0, 0)
+	epoch := p.Epoch
 	max := uint64(math.MaxUint64)
 	checkRange(t, s, "r", 6, epoch, []rangeCase{
 		{0, max, 10, seqRange(1, 6), true},
@@ -248,17 +250,17 @@ func testRangeAllHeld(t *testing.T, newStore func(*testing.T, int) Store) {
 	})
 	// limit <= 0 returns no messages, whatever the range.
 	for _, limit := range []int{0, -1} {
-		msgs, latest, gotEpoch, _, err := s.Range("r", 0, max, limit)
-		if err != nil || len(msgs) != 0 || latest != 6 || gotEpoch != epoch {
-			t.Errorf("Range(limit %d) = %v latest %d epoch %q err %v; want no messages, 6, %q", limit, seqs(msgs), latest, gotEpoch, err, epoch)
+		p, err := s.Range("r", 0, max, limit)
+		if err != nil || len(p.Messages) != 0 || p.Latest != 6 || p.Epoch != epoch {
+			t.Errorf("Range(limit %d) = %v latest %d epoch %q err %v; want no messages, 6, %q", limit, seqs(p.Messages), p.Latest, p.Epoch, err, epoch)
 		}
 	}
 	// An after past every message selects nothing, even at the top of the
 	// seq space.
 	for _, after := range []uint64{7, 1000, max - 1, max} {
-		msgs, latest, _, _, err := s.Range("r", after, max, 10)
-		if err != nil || len(msgs) != 0 || latest != 6 {
-			t.Errorf("Range(after %d) = %v latest %d err %v; want no messages", after, seqs(msgs), latest, err)
+		p, err := s.Range("r", after, max, 10)
+		if err != nil || len(p.Messages) != 0 || p.Latest != 6 {
+			t.Errorf("Range(after %d) = %v latest %d err %v; want no messages", after, seqs(p.Messages), p.Latest, err)
 		}
 	}
 }
@@ -268,7 +270,8 @@ func testRangeAllHeld(t *testing.T, newStore func(*testing.T, int) Store) {
 func testRangeSomeLost(t *testing.T, newStore func(*testing.T, int) Store) {
 	s := newStore(t, 5)
 	appendN(t, s, "r", 8) // holds 4..8
-	_, _, epoch, _, _ := s.Range("r", 0, 0, 0)
+	p, _ := s.Range("r", 0, 0, 0)
+	epoch := p.Epoch
 	max := uint64(math.MaxUint64)
 	checkRange(t, s, "r", 8, epoch, []rangeCase{
 		{0, max, 10, seqRange(4, 8), false},
@@ -304,17 +307,17 @@ func testWrapAround(t *testing.T, newStore func(*testing.T, int) Store) {
 		if n > 3 {
 			oldest = n - 2
 		}
-		msgs, latest, _, complete, err := s.Range("w", 0, max, 10)
-		if err != nil || latest != n || !equalSeqs(seqs(msgs), seqRange(oldest, n)) || complete != (oldest == 1) {
+		p, err := s.Range("w", 0, max, 10)
+		if err != nil || p.Latest != n || !equalSeqs(seqs(p.Messages), seqRange(oldest, n)) || p.Complete != (oldest == 1) {
 			t.Fatalf("after %d appends: Range = %v latest %d complete %v err %v; want %v latest %d complete %v",
-				n, seqs(msgs), latest, complete, err, seqRange(oldest, n), n, oldest == 1)
+				n, seqs(p.Messages), p.Latest, p.Complete, err, seqRange(oldest, n), n, oldest == 1)
 		}
-		for _, m := range msgs {
+		for _, m := range p.Messages {
 			checkMsg(t, "w", m, m.Seq)
 		}
 	}
-	_, _, epoch, _, _ := s.Range("w", 0, 0, 0)
-	checkRange(t, s, "w", 10, epoch, []rangeCase{
+	p, _ := s.Range("w", 0, 0, 0)
+	checkRange(t, s, "w", 10, p.Epoch, []rangeCase{
 		{0, max, 10, []uint64{8, 9, 10}, false},
 		{7, max, 10, []uint64{8, 9, 10}, true},
 		{6, max, 10, []uint64{8, 9, 10}, false},
@@ -355,9 +358,8 @@ func testIdempotency(t *testing.T, newStore func(*testing.T, int) Store) {
 	if e.calls != calls {
 		t.Fatalf("the encoder ran for a duplicate")
 	}
-	_, latest, _, _, _ := s.Range("r", 0, 0, 0)
-	if latest != 3 {
-		t.Fatalf("latest %d after duplicates, want 3", latest)
+	if p, _ := s.Range("r", 0, 0, 0); p.Latest != 3 {
+		t.Fatalf("latest %d after duplicates, want 3", p.Latest)
 	}
 
 	// The key is the user's, whatever the room: a retry of a message that
@@ -389,9 +391,9 @@ func testIdempotency(t *testing.T, newStore func(*testing.T, int) Store) {
 			t.Fatalf("keyless append: seq %d dup %v err %v, want %d", msg.Seq, dup, err, want)
 		}
 	}
-	msgs, latest, _, _, _ := s.Range("r", 0, math.MaxUint64, 100)
-	if latest != 7 || !equalSeqs(seqs(msgs), seqRange(1, 7)) {
-		t.Fatalf("history %v latest %d, want 1..7", seqs(msgs), latest)
+	p, _ := s.Range("r", 0, math.MaxUint64, 100)
+	if p.Latest != 7 || !equalSeqs(seqs(p.Messages), seqRange(1, 7)) {
+		t.Fatalf("history %v latest %d, want 1..7", seqs(p.Messages), p.Latest)
 	}
 }
 
@@ -423,11 +425,12 @@ func testConcurrentRooms(t *testing.T, newStore func(*testing.T, int) Store) {
 		go func() { // a reader racing the writer
 			defer wg.Done()
 			for i := 0; i < n; i++ {
-				msgs, latest, _, _, err := s.Range(room, 0, math.MaxUint64, 10)
+				p, err := s.Range(room, 0, math.MaxUint64, 10)
 				if err != nil {
 					errs <- err
 					return
 				}
+				msgs, latest := p.Messages, p.Latest
 				if len(msgs) > 0 && msgs[len(msgs)-1].Seq > latest {
 					errs <- fmt.Errorf("%s: message %d above latest %d", room, msgs[len(msgs)-1].Seq, latest)
 					return
@@ -448,11 +451,11 @@ func testConcurrentRooms(t *testing.T, newStore func(*testing.T, int) Store) {
 	}
 	for r := 0; r < rooms; r++ {
 		room := fmt.Sprintf("room-%d", r)
-		msgs, latest, _, complete, err := s.Range(room, 0, math.MaxUint64, n)
-		if err != nil || latest != n || !complete || !equalSeqs(seqs(msgs), seqRange(1, n)) {
-			t.Fatalf("%s: %d messages, latest %d, complete %v, err %v", room, len(msgs), latest, complete, err)
+		p, err := s.Range(room, 0, math.MaxUint64, n)
+		if err != nil || p.Latest != n || !p.Complete || !equalSeqs(seqs(p.Messages), seqRange(1, n)) {
+			t.Fatalf("%s: %d messages, latest %d, complete %v, err %v", room, len(p.Messages), p.Latest, p.Complete, err)
 		}
-		for _, m := range msgs {
+		for _, m := range p.Messages {
 			checkMsg(t, room, m, m.Seq)
 		}
 	}
@@ -464,28 +467,27 @@ func testEpoch(t *testing.T, newStore func(*testing.T, int) Store) {
 	s := newStore(t, 10)
 	epochs := map[string]string{}
 	for _, room := range []string{"a", "b", "never"} {
-		_, _, e, _, err := s.Range(room, 0, 0, 0)
-		if err != nil || e == "" {
-			t.Fatalf("epoch of %s %q err %v", room, e, err)
+		p, err := s.Range(room, 0, 0, 0)
+		if err != nil || p.Epoch == "" {
+			t.Fatalf("epoch of %s %q err %v", room, p.Epoch, err)
 		}
-		epochs[room] = e
+		epochs[room] = p.Epoch
 	}
 	appendN(t, s, "a", 3)
 	appendN(t, s, "b", 1)
 	// A room's epoch names the life of its history: messages do not
 	// change it, and neither does asking again.
 	for _, room := range []string{"a", "b", "never"} {
-		_, _, e, _, _ := s.Range(room, 0, math.MaxUint64, 10)
-		if e != epochs[room] {
-			t.Fatalf("epoch of %s = %q after appends, want %q", room, e, epochs[room])
+		if p, _ := s.Range(room, 0, math.MaxUint64, 10); p.Epoch != epochs[room] {
+			t.Fatalf("epoch of %s = %q after appends, want %q", room, p.Epoch, epochs[room])
 		}
 	}
 	// A new life (a restarted process; a Redis that lost its data) has
 	// a new epoch.
 	s2 := newStore(t, 10)
-	_, _, e2, _, err := s2.Range("a", 0, 0, 0)
-	if err != nil || e2 == "" || e2 == epochs["a"] {
-		t.Fatalf("second store's epoch %q (first %q), err %v; want a different one", e2, epochs["a"], err)
+	p2, err := s2.Range("a", 0, 0, 0)
+	if err != nil || p2.Epoch == "" || p2.Epoch == epochs["a"] {
+		t.Fatalf("second store's epoch %q (first %q), err %v; want a different one", p2.Epoch, epochs["a"], err)
 	}
 }
 
@@ -576,8 +578,8 @@ func TestMemoryEpochAndClose(t *testing.T) {
 	if a.Epoch() == "" || a.Epoch() == b.Epoch() {
 		t.Fatalf("epochs %q and %q, want two different non-empty ones", a.Epoch(), b.Epoch())
 	}
-	if _, _, e, _, _ := a.Range("x", 0, 0, 0); e != a.Epoch() {
-		t.Fatalf("Range epoch %q, Epoch() %q", e, a.Epoch())
+	if p, _ := a.Range("x", 0, 0, 0); p.Epoch != a.Epoch() {
+		t.Fatalf("Range epoch %q, Epoch() %q", p.Epoch, a.Epoch())
 	}
 	for _, s := range []*Memory{a, b} {
 		if err := s.Close(); err != nil {
@@ -595,11 +597,11 @@ func TestMemorySizeZero(t *testing.T) {
 	m := NewMemory(0, nil)
 	t.Cleanup(func() { _ = m.Close() })
 	appendN(t, m, "r", 3)
-	msgs, latest, _, complete, err := m.Range("r", 0, math.MaxUint64, 10)
-	if err != nil || len(msgs) != 0 || latest != 3 || complete {
-		t.Fatalf("Range = %v latest %d complete %v err %v; want nothing, 3, incomplete", seqs(msgs), latest, complete, err)
+	p, err := m.Range("r", 0, math.MaxUint64, 10)
+	if err != nil || len(p.Messages) != 0 || p.Latest != 3 || p.Complete {
+		t.Fatalf("Range = %v latest %d complete %v err %v; want nothing, 3, incomplete", seqs(p.Messages), p.Latest, p.Complete, err)
 	}
-	if _, _, _, complete, _ := m.Range("r", 3, math.MaxUint64, 10); !complete {
+	if p, _ := m.Range("r", 3, math.MaxUint64, 10); !p.Complete {
 		t.Fatal("Range after latest is not complete")
 	}
 }

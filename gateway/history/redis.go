@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,32 +79,12 @@ const (
 	tsSentinel  = int64(-987654321987654321)
 )
 
-var appendScript = redis.NewScript(`
-if #KEYS == 4 then
-  local prev = redis.call('GET', KEYS[4])
-  if prev then return {'dup', prev} end
-end
-local seq = redis.call('INCR', KEYS[1])
-local t = redis.call('TIME')
-local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-local s = string.format('%d', seq)
-local payload = ARGV[1] .. s .. ARGV[2] .. ts .. ARGV[3]
-if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], ARGV[7]) end
-local size = tonumber(ARGV[4])
-if size > 0 then
-  redis.call('RPUSH', KEYS[2], s .. '|' .. ts .. '|' .. payload)
-  redis.call('LTRIM', KEYS[2], -size, -1)
-end
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-end
-if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[10] .. '|' .. s .. '|' .. ts, 'PX', ARGV[6]) end
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9] .. '|' .. s .. '|' .. payload) end
-return {s, ts}
-`)
+// appendLua is in append.lua.
+//
+//go:embed append.lua
+var appendLua string
+
+var appendScript = redis.NewScript(appendLua)
 
 // Append implements Store.
 func (r *Redis) Append(room, user, key string, enc Encoder) (Message, Ack, bool, error) {
@@ -161,7 +142,8 @@ func (r *Redis) Queue(ctx context.Context, pipe redis.Pipeliner, p Prepared) *re
 	return appendScript.EvalSha(ctx, pipe, p.keys, p.args...)
 }
 
-// LoadScripts loads the store's scripts into Redis, for Queue's EVALSHA.
+// LoadScripts loads the store's scripts into Redis, for the EVALSHA of
+// Queue and QueueRange.
 func (r *Redis) LoadScripts(ctx context.Context) error {
 	if err := appendScript.Load(ctx, r.c).Err(); err != nil {
 		return unavailable(err)
@@ -229,66 +211,64 @@ func parseAck(s string) (Ack, error) {
 	return Ack{Room: parts[0], Seq: seq, TS: ts}, nil
 }
 
-var rangeScript = redis.NewScript(`
-local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  epoch = ARGV[4]
-  redis.call('SET', KEYS[3], epoch)
-  local ttl = tonumber(ARGV[5])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
-end
-local after, before, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if latest == 0 then return {'0', epoch, after == 0 and '1' or '0'} end
-if before > latest + 1 then before = latest + 1 end
-local n = redis.call('LLEN', KEYS[2])
-local oldest = latest + 1 - n
-local empty = after >= before or after + 1 == before
-local complete = empty or after + 1 >= oldest
-if limit <= 0 or empty then return {string.format('%d', latest), epoch, complete and '1' or '0'} end
-local lo = math.max(after + 1, oldest)
-if before - lo > limit then
-  lo = before - limit
-  complete = false
-end
-local out = {string.format('%d', latest), epoch, complete and '1' or '0'}
-if before - 1 >= lo then
-  local items = redis.call('LRANGE', KEYS[2], lo - oldest, before - 1 - oldest)
-  for i = 1, #items do out[#out + 1] = items[i] end
-end
-return out
-`)
+// rangeLua is in range.lua.
+//
+//go:embed range.lua
+var rangeLua string
+
+var rangeScript = redis.NewScript(rangeLua)
 
 // maxLuaSeq bounds seqs passed to Lua, whose numbers are doubles.
 const maxLuaSeq = 1 << 52
 
 // Range implements Store.
-func (r *Redis) Range(room string, after, before uint64, limit int) ([]Message, uint64, string, bool, error) {
+func (r *Redis) Range(room string, after, before uint64, limit int) (Page, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.opt.Timeout)
 	defer cancel()
+	keys, args := r.rangeArgs(room, after, before, limit)
+	return ParseRange(rangeScript.Run(ctx, r.c, keys, args...))
+}
+
+// QueueRange queues Range's script on pipe (EVALSHA: a Redis that lost its scripts answers NOSCRIPT, see IsNoScript and LoadScripts); ParseRange reads its reply.
+func (r *Redis) QueueRange(ctx context.Context, pipe redis.Pipeliner, room string, after, before uint64, limit int) *redis.Cmd {
+	keys, args := r.rangeArgs(room, after, before, limit)
+	return rangeScript.EvalSha(ctx, pipe, keys, args...)
+}
+
+// rangeArgs are the KEYS and ARGV of the range script.
+func (r *Redis) rangeArgs(room string, after, before uint64, limit int) ([]string, []any) {
 	after, before = min(after, maxLuaSeq), min(before, maxLuaSeq)
 	rk := RoomKey(room)
-	res, err := rangeScript.Run(ctx, r.c, []string{rk + "s", rk + "h", rk + "e"},
-		after, before, limit, newEpoch(), r.opt.TTL.Milliseconds()).StringSlice()
+	return []string{rk + "s", rk + "h", rk + "e"},
+		[]any{after, before, limit, newEpoch(), r.opt.TTL.Milliseconds()}
+}
+
+// ParseRange reads the page of a range script's reply. A NOSCRIPT error is
+// returned as is (see IsNoScript); other failures wrap ErrUnavailable.
+func ParseRange(c *redis.Cmd) (Page, error) {
+	res, err := c.StringSlice()
 	if err != nil {
-		return nil, 0, "", false, unavailable(err)
+		if IsNoScript(err) {
+			return Page{}, err
+		}
+		return Page{}, unavailable(err)
 	}
 	if len(res) < 3 {
-		return nil, 0, "", false, fmt.Errorf("history: range script returned %q", res)
+		return Page{}, fmt.Errorf("history: range script returned %q", res)
 	}
 	latest, err := strconv.ParseUint(res[0], 10, 64)
 	if err != nil {
-		return nil, 0, "", false, fmt.Errorf("history: range script returned %q", res)
+		return Page{}, fmt.Errorf("history: range script returned %q", res)
 	}
 	var msgs []Message
 	for _, item := range res[3:] {
 		m, err := parseItem(item)
 		if err != nil {
-			return nil, 0, "", false, err
+			return Page{}, err
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, latest, res[1], res[2] == "1", nil
+	return Page{Messages: msgs, Latest: latest, Epoch: res[1], Complete: res[2] == "1"}, nil
 }
 
 // parseItem turns a history entry "seq|ts|payload" into a Message with a

@@ -258,6 +258,13 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 			c.mu.Unlock()
 			continue
 		}
+		if m.pending { // sent nothing yet: note the seqs it missed (see JoinBegin)
+			for i := range run {
+				m.from = max(m.from, run[i].seq)
+			}
+			c.mu.Unlock()
+			continue
+		}
 		var one []byte
 		n := 0
 		w.buf = w.buf[:0]

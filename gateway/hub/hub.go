@@ -1,14 +1,3 @@
-// Package hub keeps who is connected and who is in which room, and fans
-// room frames out to members, in seq order and batched per connection.
-//
-// Rooms live in lock-striped shards. A room's lock orders everything that
-// must agree about it: storing a message (seq assignment), queueing it for
-// fan-out, and a member's joined frame. Fan-out itself runs on a few worker
-// goroutines (see fanout.go); connections have no goroutine, timer or
-// channel of their own.
-//
-// Lock order: shard.mu, then Room.mu, then Client.mu; a fan-out worker's
-// queue lock is taken last, under Room.mu.
 package hub
 
 import (
@@ -228,11 +217,12 @@ func (r *Room) appendUsers(dst []string) []string {
 // Member is one client's membership of one room. Every connection has one
 // per room it is in, its inbox included, so it is kept to 32 bytes.
 type Member struct {
-	room   *Room
-	client *Client
-	from   uint64 // live messages with seq <= from were covered by joined
-	idx    int32  // index in room.members, under room.mu
-	active bool   // under client.mu: false once left
+	room    *Room
+	client  *Client
+	from    uint64 // under client.mu: live messages with seq <= from were covered by joined; while pending, the highest seq fanned out meanwhile
+	idx     int32  // index in room.members, under room.mu
+	active  bool   // under client.mu: false once left
+	pending bool   // under client.mu: joining, sent nothing yet (see JoinBegin)
 }
 
 // New returns a hub and starts its fan-out workers.
@@ -284,21 +274,27 @@ func (h *Hub) NewClient(user string, sink Sink, now int64) *Client {
 	return c
 }
 
-// Remove takes a closed client out of every room and the registry. It
-// returns, per room the user has now left entirely, the room name, so the
-// caller can announce presence. Removing twice is harmless.
-func (h *Hub) Remove(c *Client, offline func(room string, usersBefore int)) {
+// Remove takes a closed client out of every room and the registry, and
+// returns the names of the rooms it was in (pending joins included).
+// offline is called per room the user has now left entirely, so the
+// caller can announce presence. Removing twice is harmless (the second
+// returns nothing).
+func (h *Hub) Remove(c *Client, offline func(room string, usersBefore int)) []string {
 	if c.gone.Swap(true) {
-		return
+		return nil
 	}
 	c.mu.Lock()
 	c.closing = true
 	rooms := append([]*Member(nil), c.rooms...)
 	c.mu.Unlock()
+	names := make([]string, 0, len(rooms))
 	for _, m := range rooms {
-		h.leave(m, offline)
+		if h.leave(m, offline) {
+			names = append(names, m.room.name)
+		}
 	}
 	h.unregister(c)
+	return names
 }
 
 func (h *Hub) shard(name string) *roomShard {
@@ -362,50 +358,6 @@ func (h *Hub) lookup(name string) *Room {
 		return nil
 	}
 	return r
-}
-
-// JoinResult tells the caller what a join changed.
-type JoinResult struct {
-	Added     bool // a new membership was made (not a rejoin; c was not closing)
-	Rejoin    bool // c was already a member; its membership was refreshed
-	FirstConn bool // the user had no other connection in the room
-	Users     int  // distinct users in the room after the join
-}
-
-// Join makes c a member of the room called name. Under the room's lock it
-// calls joined, which returns the joined frame and the seq that frame
-// covers: c receives the frame before any live message of the room, and
-// then every message with a greater seq. If joined fails, nothing changes.
-// Join keeps no reference to the frame once it returns, so the caller may
-// reuse its buffer then.
-func (h *Hub) Join(c *Client, name string, joined func() (frame []byte, covered uint64, err error)) (JoinResult, error) {
-	r := h.acquire(name)
-	defer h.release(r)
-	frame, covered, err := joined()
-	if err != nil {
-		return JoinResult{}, err
-	}
-	var res JoinResult
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return res, nil
-	}
-	if m := c.memberOf(name); m != nil {
-		res.Rejoin = true
-		m.from = covered
-	} else {
-		m = &Member{room: r, client: c, idx: int32(len(r.members)), from: covered, active: true}
-		res.Added = true
-		res.FirstConn = r.addUser(c.User)
-		r.members = append(r.members, m)
-		h.stats.members.Add(1)
-		c.rooms = append(c.rooms, m)
-	}
-	c.writeLocked(frame) // a reply: it goes out while a close waits for it
-	c.mu.Unlock()
-	res.Users = r.userCount()
-	return res, nil
 }
 
 // Leave removes c from the room called name. It reports whether c was a
@@ -495,7 +447,7 @@ func (h *Hub) Reset(name string, seq uint64, frame []byte) {
 	for _, m := range r.members {
 		c := m.client
 		c.mu.Lock()
-		if m.active {
+		if m.active && !m.pending { // a pending member's own read decides what its joined says
 			m.from = seq
 			c.sendLocked(frame)
 		}
