@@ -194,7 +194,8 @@ func (n *Node) health() {
 	defer t.Stop()
 	var down, warned time.Time // since when Redis is unreachable; last warning
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		// A Redis slower than this is down as far as clients can tell.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := n.cfg.Client.Ping(ctx).Err()
 		if err == nil && !n.ready.Load() {
 			err = n.loadScripts(ctx)

@@ -24,13 +24,16 @@ func Open(url string, cfg Config) (*Node, error) {
 // newClient makes the UniversalClient of a --redis-url: redis:// or
 // rediss:// (TLS) with user, password and /db. With ?master_name=NAME the
 // host (and any ?addr=host:port) are Sentinels of that master; with only
-// ?addr= parameters, more seed addresses of a Redis Cluster.
+// ?addr= parameters, more seed addresses of a Redis Cluster. The node's
+// own deadlines (a publish batch 3 s, a health ping 1 s) bound its calls:
+// go-redis ignores a context's deadline unless told otherwise.
 func newClient(url string) (redis.UniversalClient, bool, error) {
 	if strings.Contains(url, "master_name=") {
 		o, err := redis.ParseFailoverURL(url)
 		if err != nil {
 			return nil, false, fmt.Errorf("--redis-url: %w", err)
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewFailoverClient(o), false, nil
 	}
 	if strings.Contains(url, "addr=") {
@@ -38,6 +41,7 @@ func newClient(url string) (redis.UniversalClient, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("--redis-url: %w", err)
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(o), true, nil
 	}
 	o, err := redis.ParseURL(url)
@@ -47,5 +51,6 @@ func newClient(url string) (redis.UniversalClient, bool, error) {
 	if o.TLSConfig != nil {
 		o.TLSConfig.MinVersion = tls.VersionTLS12
 	}
+	o.ContextTimeoutEnabled = true
 	return redis.NewClient(o), false, nil
 }
