@@ -68,9 +68,12 @@ type Node struct {
 	kick       chan struct{}
 
 	jobs  chan job
-	ready atomic.Bool
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	ready atomic.Bool // Redis answered the last health check
+
+	closeMu sync.RWMutex // queue's RLock against Close's Lock
+	closed  bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
 
 	readsMu sync.Mutex
 	reads   []readDone    // the subscriber's history reads that came back
@@ -152,11 +155,23 @@ func New(cfg Config, sink Sink) *Node {
 }
 
 // Ready reports whether Redis answered the last health check.
-func (n *Node) Ready() bool { return n.ready.Load() }
+func (n *Node) Ready() bool {
+	n.closeMu.RLock()
+	defer n.closeMu.RUnlock()
+	return !n.closed && n.ready.Load()
+}
 
 // Close stops the node's goroutines; queued publishes and reads fail, and
-// so do Subscribe calls still waiting.
+// so do Subscribe calls still waiting; calls after it fail at once. A
+// second Close does nothing.
 func (n *Node) Close() error {
+	n.closeMu.Lock()
+	was := n.closed
+	n.closed = true
+	n.closeMu.Unlock()
+	if was {
+		return nil
+	}
 	close(n.stop)
 	_ = n.ps.Close()
 	n.wg.Wait()

@@ -91,20 +91,6 @@ func presenceDone(c *redis.Cmd, done func(bool, int)) {
 	}
 }
 
-// queue queues j unless Redis is down or the queue is full, and reports
-// whether it did.
-func (n *Node) queue(j job) bool {
-	if !n.Ready() {
-		return false
-	}
-	select {
-	case n.jobs <- j:
-		return true
-	default:
-		return false
-	}
-}
-
 // PresenceList reads room's users online on any node and calls done (on
 // the publisher goroutine) with up to max of them, sorted, and how many
 // there are, or ErrUnavailable. The read is queued behind this node's

@@ -51,9 +51,7 @@ func (n *Node) Publish(room, user, key string, enc history.Encoder, done func(ba
 		done(backend.Ack{}, err)
 		return
 	}
-	select {
-	case n.jobs <- job{room: room, prep: p, done: done}:
-	default:
+	if !n.queue(job{room: room, prep: p, done: done}) {
 		done(backend.Ack{}, ErrUnavailable)
 	}
 }
@@ -75,13 +73,7 @@ func (n *Node) Range(room string, after, before uint64, limit int, done func(his
 // other nodes' members of room; this node delivers its own. Best effort:
 // dropped when the queue is full or Redis is down.
 func (n *Node) Event(room string, kind hub.Kind, payload []byte) {
-	if !n.Ready() {
-		return
-	}
-	select {
-	case n.jobs <- job{room: room, event: n.cfg.NodeID + "|e" + strconv.Itoa(int(kind)) + "|" + string(payload)}:
-	default:
-	}
+	n.queue(job{room: room, event: n.cfg.NodeID + "|e" + strconv.Itoa(int(kind)) + "|" + string(payload)})
 }
 
 // maxPipeline bounds the publishes sent in one round trip.
@@ -159,4 +151,21 @@ func (n *Node) send(batch []job, retry bool) {
 // loadScripts loads every script the node runs with EVALSHA.
 func (n *Node) loadScripts(ctx context.Context) error {
 	return errors.Join(n.store.LoadScripts(ctx), loadPresenceScripts(ctx, n.cfg.Client))
+}
+
+// queue queues j unless the node is closed, Redis is down or the queue is
+// full, and reports whether it did. Under closeMu, so that nothing is
+// queued after Close has emptied the queue: every queued job is answered.
+func (n *Node) queue(j job) bool {
+	n.closeMu.RLock()
+	defer n.closeMu.RUnlock()
+	if n.closed || !n.ready.Load() {
+		return false
+	}
+	select {
+	case n.jobs <- j:
+		return true
+	default:
+		return false
+	}
 }
