@@ -27,6 +27,7 @@ const (
 	runBB2 = "9b2ae8a:bench/results/2026-11-22-bb2b735/"
 
 	metricsTxt = "bench/results/2026-11-22-afdc4cd-metrics-overhead.txt"
+	joinTxt    = "bench/results/2026-12-02-bee9ecf-join-latency.txt"
 	slowDir    = "bench/results/2026-12-02-slow-readers/"
 )
 
@@ -291,6 +292,53 @@ func benchRow(name string) figure {
 	}
 }
 
+// joinRow is a row of the join-latency table: the span of p50 and of p99
+// over the runs of one sub-benchmark of BenchmarkJoinUnderPublishLoad.
+func joinRow(label, name string) figure {
+	return figure{
+		name: "join latency " + name,
+		text: "| " + label + " | %s | %s |",
+		values: []func(*testing.T) string{
+			one(joinTxt, benchMetricSpan("BenchmarkJoinUnderPublishLoad/"+name+"-2", "p50-ms")),
+			one(joinTxt, benchMetricSpan("BenchmarkJoinUnderPublishLoad/"+name+"-2", "p99-ms")),
+		},
+	}
+}
+
+// benchMetricSpan is "min-max" (to 0.01) of a custom metric over every
+// line of benchmark name in go test -bench output.
+func benchMetricSpan(name, unit string) func([]byte) (string, error) {
+	return func(data []byte) (string, error) {
+		lo, hi, n := 0.0, 0.0, 0
+		for line := range strings.SplitSeq(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != name {
+				continue
+			}
+			for i := 1; i+1 < len(f); i++ {
+				if f[i+1] != unit {
+					continue
+				}
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					return "", err
+				}
+				if n == 0 || v < lo {
+					lo = v
+				}
+				if n == 0 || v > hi {
+					hi = v
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			return "", fmt.Errorf("no %s of %s", unit, name)
+		}
+		return fmt.Sprintf("%.2f-%.2f", lo, hi), nil
+	}
+}
+
 // paths is each of files in each of runs.
 func paths(runs []string, files ...string) []string {
 	var out []string
@@ -445,6 +493,11 @@ func figures() []figure {
 		{"harness CPU per delivery, 1x10000", "needs %s µs of CPU per delivery (ramp 1 x 10,000)", []v{
 			one(run263+"ramp-1x10000.txt", row("2/s", fHarnessMicro)),
 		}},
+
+		joinRow("memory, fresh room", "memory/fresh"),
+		joinRow("memory, busy room", "memory/busy"),
+		joinRow("Redis, fresh room", "redis/fresh"),
+		joinRow("Redis, busy room", "redis/busy"),
 
 		slowRow("100 B", "0", "after-p100-slow0-r1", "after-p100-slow0-r2"),
 		slowRow("100 B", "200", "after-p100-slow200-r1", "after-p100-slow200-r2"),
