@@ -137,7 +137,9 @@ func launch(bin string, extra []string) (*proc, error) {
 			return nil, err
 		}
 		p := &proc{Addr: addr, Admin: admin, log: &logBuf{}}
-		args := append([]string{"--addr", addr, "--admin-addr", admin, "--node-id", "attack"}, extra...)
+		// History in memory unless a test asks for a --data-dir: attacks run
+		// side by side, and a durable store is one process's.
+		args := append([]string{"--addr", addr, "--admin-addr", admin, "--node-id", "attack", "--data-dir="}, extra...)
 		if p.cmd, p.done, err = spawn(bin, args, p.log, p.log); err != nil {
 			return nil, err
 		}

@@ -53,7 +53,7 @@ func TestStartupFailsLoudly(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The case's own flags come last and win.
-			args := append([]string{"--addr", addr, "--admin-addr", admin, "--node-id", "attack"}, tc.args...)
+			args := append([]string{"--addr", addr, "--admin-addr", admin, "--node-id", "attack", "--data-dir="}, tc.args...)
 			var stdout, stderr logBuf
 			cmd, done, err := spawn(bin, args, &stdout, &stderr)
 			if err != nil {
@@ -94,7 +94,7 @@ func TestStartupFailsLoudly(t *testing.T) {
 			addr, _ := freeAddr()
 			admin, _ := freeAddr()
 			var out logBuf
-			cmd, done, err := spawn(bin, []string{"--addr", addr, "--admin-addr", admin}, &out, &out)
+			cmd, done, err := spawn(bin, []string{"--addr", addr, "--admin-addr", admin, "--data-dir="}, &out, &out)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -37,7 +37,7 @@ func startCluster(t *testing.T, nodes int, redisURL string) []*node {
 // onePass skips a test that brings its own redis-server and nodes in the
 // -backend=redis pass: it would run exactly as in the memory pass.
 func onePass(t *testing.T) {
-	if clusterMode(t) {
+	if !memoryStore(t) {
 		t.Skip("brings its own Redis: runs in the -backend=memory pass")
 	}
 }

@@ -47,6 +47,13 @@ type Config struct {
 	RedisURL         string        // redis:// or rediss://: cluster mode (broker, history, presence in Redis)
 	HistoryTTL       time.Duration // a room's history expires this long after its last message (0: never)
 	HistoryMaxBytes  int64         // memory store: bytes of history kept in all; idle rooms go first (0: no cap)
+	DataDir          string        // durable history store's directory ("" : history in memory)
+	HistorySync      string        // durable store: always, interval or none (see history.SyncMode)
+	HistorySyncEvery time.Duration // durable store, sync interval: fsync this often
+	HistoryRetention time.Duration // durable store: messages older than this are removed (0: kept)
+	HistoryKeep      int           // durable store: messages kept per room, newest first (0: no count limit)
+	HistoryMaxDisk   int64         // durable store: database bytes in use; over it the oldest messages go first (0: no cap)
+	HistorySweep     time.Duration // durable store: retention runs this often
 	PresenceRefresh  time.Duration // cluster mode: presence entries refreshed this often, expiring after 3x
 
 	Version string // build version and commit, reported by /api/stats
@@ -84,6 +91,9 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:     8 << 10,
 		HistoryTTL:         24 * time.Hour,
 		HistoryMaxBytes:    256 << 20,
+		HistorySync:        "always",
+		HistorySyncEvery:   100 * time.Millisecond,
+		HistorySweep:       time.Minute,
 	}
 }
 
@@ -130,6 +140,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --handshake-rate is negative")
 	case c.HistoryTTL < 0:
 		return fmt.Errorf("gateway: --history-ttl is negative")
+	case c.HistorySync != "always" && c.HistorySync != "interval" && c.HistorySync != "none":
+		return fmt.Errorf("gateway: --history-sync %q: want always, interval or none", c.HistorySync)
+	case c.HistorySyncEvery <= 0 || c.HistorySweep <= 0:
+		return fmt.Errorf("gateway: --history-sync-every and --history-sweep must be positive")
+	case c.HistoryRetention < 0 || c.HistoryKeep < 0 || c.HistoryMaxDisk < 0:
+		return fmt.Errorf("gateway: --history-retention, --history-keep and --history-max-disk must not be negative")
+	case c.DataDir != "" && c.RedisURL != "":
+		return fmt.Errorf("gateway: --data-dir and --redis-url: in cluster mode Redis keeps the history; set --data-dir=\"\"")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return fmt.Errorf("gateway: --tls-cert and --tls-key go together")
 	}

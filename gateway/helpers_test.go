@@ -23,28 +23,33 @@ type node struct {
 }
 
 // backend is the backend the package's nodes run on. The protocol tests
-// run in both modes (scripts/test.sh runs the package twice):
+// run in every mode (scripts/test.sh runs the package three times):
 //
 //	go test ./gateway/                   a node alone, memory store
+//	go test ./gateway/ -backend=disk     a node alone, durable store in a
+//	                                     directory of its own
 //	go test ./gateway/ -backend=redis    each node in cluster mode on a real
 //	                                     redis-server of its own
 //
 // Where the contract lets the modes differ, a test says so with
-// clusterMode and the difference is in docs/protocol.md.
-var backend = flag.String("backend", "memory", `"memory" (nodes alone) or "redis" (each node on a redis-server of its own)`)
+// clusterMode or memoryStore and the difference is in docs/protocol.md.
+var backend = flag.String("backend", "memory", `"memory", "disk" (nodes alone) or "redis" (each node on a redis-server of its own)`)
 
 // clusterMode reports whether nodes started with startNode run in cluster
 // mode (-backend=redis).
 func clusterMode(t *testing.T) bool {
 	switch *backend {
-	case "memory":
+	case "memory", "disk":
 		return false
 	case "redis":
 		return true
 	}
-	t.Fatalf("-backend=%q: want memory or redis", *backend)
+	t.Fatalf("-backend=%q: want memory, disk or redis", *backend)
 	return false
 }
+
+// memoryStore reports whether nodes keep history in memory (-backend=memory).
+func memoryStore(t *testing.T) bool { return !clusterMode(t) && *backend == "memory" }
 
 func startNode(t *testing.T, mutate func(*gateway.Config)) *node {
 	t.Helper()
@@ -55,6 +60,9 @@ func startNode(t *testing.T, mutate func(*gateway.Config)) *node {
 		}
 		if c.RedisURL == "" && clusterMode(t) {
 			c.RedisURL, own = redistest.Start(t).URL(), true
+		}
+		if c.RedisURL == "" && c.DataDir == "" && *backend == "disk" {
+			c.DataDir = t.TempDir()
 		}
 	})
 	n := &node{srv: srv, cfg: cfg}

@@ -112,7 +112,10 @@ func checkAllAcked(t *testing.T, n *node, cs []*client, acked []int, code int) {
 func TestAcksBeforeDrainClose(t *testing.T) {
 	n := startNode(t, func(c *gateway.Config) {
 		c.Rate, c.Burst = 1e6, 1e6
-		c.DrainTimeout = time.Second
+		// The last closes come at 80% of it, and with the durable store
+		// their owed acks wait for the disk behind every other client's
+		// sends: leave them room (the property here is the order).
+		c.DrainTimeout = 3 * time.Second
 	})
 	var cs []*client
 	for i := 0; i < 20; i++ {

@@ -138,6 +138,20 @@ func New(cfg Config) (*Server, error) {
 		// Redis holds the cluster's history: no cheap count, so no
 		// gauge rather than a canned 0.
 		s.m.Node(s.hub, nil)
+	} else if cfg.DataDir != "" {
+		mode, _ := history.ParseSyncMode(cfg.HistorySync) // Validate checked it
+		disk, err := history.OpenDisk(history.DiskConfig{
+			Dir: cfg.DataDir, Size: cfg.HistorySize, Sync: mode, SyncEvery: cfg.HistorySyncEvery,
+			MaxAge: cfg.HistoryRetention, MaxCount: cfg.HistoryKeep, MaxDisk: cfg.HistoryMaxDisk,
+			SweepEvery: cfg.HistorySweep,
+		})
+		if err != nil {
+			s.hub.Stop()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		s.backend = backend.NewMemory(s.hub, disk)
+		s.m.Node(s.hub, nil) // no cheap count of what the disk holds
+		s.m.Disk(disk)
 	} else {
 		mem := history.NewMemoryWith(history.MemoryConfig{
 			Size: cfg.HistorySize, MaxBytes: cfg.HistoryMaxBytes, TTL: cfg.HistoryTTL,

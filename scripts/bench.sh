@@ -20,10 +20,14 @@ port=${PORT:-18080}
 # Limits that do not throttle the harness's own publishers: the per-connection
 # rate limit would otherwise cap a publisher at 20 messages/s. Recorded in
 # every result as the gateway's flags.
-gwflags="--addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1)) --rate 100000 --burst 100000 --max-rooms 1000"
+# The default durable store, fresh for each gateway started (the figures are
+# of the store a node runs with), in a scratch directory outside the results.
+data=${TMPDIR:-/tmp}/gateway-bench-data-$$
+gwflags="--addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1)) --rate 100000 --burst 100000 --max-rooms 1000 --data-dir $data"
 
 gw_pid=""
 start_gateway() {
+	rm -rf "$data"
 	# shellcheck disable=SC2086
 	bin/gateway $gwflags --log-level warn 2>"$out/gateway.log" &
 	gw_pid=$!

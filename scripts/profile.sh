@@ -91,7 +91,7 @@ done
 
 # The per-connection rate limit would otherwise cap the publisher at 20
 # messages/s (the same flags as scripts/bench.sh).
-bin/gateway --addr "127.0.0.1:$port" --admin-addr "$admin" --pprof \
+bin/gateway --addr "127.0.0.1:$port" --admin-addr "$admin" --data-dir "${TMPDIR:-/tmp}/gateway-data-$$" --pprof \
 	--rate 100000 --burst 100000 --drain-timeout 2s --log-level warn 2>"$out/gateway.log" &
 gw_pid=$!
 for _ in $(seq 50); do

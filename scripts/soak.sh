@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bin/gateway --addr "127.0.0.1:$port" --admin-addr "$admin" --rate 100000 --burst 100000 \
+bin/gateway --addr "127.0.0.1:$port" --admin-addr "$admin" --data-dir "${TMPDIR:-/tmp}/gateway-data-$$" --rate 100000 --burst 100000 \
 	--log-level warn 2>"$out/gateway.log" &
 gw_pid=$!
 for _ in $(seq 50); do curl -sf "http://$admin/healthz" >/dev/null && break; sleep 0.1; done

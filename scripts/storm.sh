@@ -22,7 +22,11 @@ go build -o bin/wsbench ./cmd/wsbench
 # Retry-After so that connected members keep their latency.
 run() { # run NAME EXTRA-GATEWAY-FLAGS
 	local name=$1 extra=$2 gwflags gw_pid
-	gwflags="--addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1)) --rate 100000 --burst 100000 $extra"
+	# The default durable store, fresh for each gateway started (the figures are
+	# of the store a node runs with), in a scratch directory outside the results.
+	data=${TMPDIR:-/tmp}/gateway-bench-data-$$
+	gwflags="--addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1)) --rate 100000 --burst 100000 $extra --data-dir $data"
+	rm -rf "$data"
 	# shellcheck disable=SC2086
 	bin/gateway $gwflags --log-level warn 2>"$out/gateway-$name.log" &
 	gw_pid=$!

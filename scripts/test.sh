@@ -45,6 +45,9 @@ go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/... ./chaos/...
 # differences the contract allows are in docs/protocol.md, "Cluster mode").
 echo "== go test ./gateway/ -backend=redis (the protocol tests in cluster mode)"
 go test -count=1 -timeout 8m ./gateway/ -backend=redis
+# And on the durable store (--data-dir), the default of the binary.
+echo "== go test ./gateway/ -backend=disk (the protocol tests on the durable store)"
+go test -count=1 -timeout 8m ./gateway/ -backend=disk
 
 # A real gateway process attacked over raw TCP: one test per bound
 # (README "Security"). -attack.long runs the bigger volumes.

@@ -47,8 +47,8 @@ func TestPprofOnlyOnAdminWithFlag(t *testing.T) {
 // resume is recovered with nothing missed.
 func TestHistoryTTLDropsIdleRooms(t *testing.T) {
 	const ttl = time.Second
-	short := startGateway(t, nil, "--history-ttl", ttl.String())
-	long := startGateway(t, nil)
+	short := startGateway(t, nil, "--history-ttl", ttl.String(), "--data-dir=") // the memory store's TTL
+	long := startGateway(t, nil, "--data-dir=")
 	type sent struct {
 		epoch string
 		seq   float64

@@ -97,7 +97,13 @@ func gatewayCmd(t *testing.T, env []string, args ...string) *exec.Cmd {
 // test if still running; its log is shown when the test failed.
 func startGateway(t *testing.T, env []string, args ...string) *gwProc {
 	t.Helper()
-	args = append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)
+	first := []string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}
+	if !strings.Contains(strings.Join(append(args, env...), " "), "redis") {
+		// The default durable store, in a directory of the test's own (a
+		// cluster node keeps its history in Redis and takes none).
+		first = append(first, "--data-dir", t.TempDir())
+	}
+	args = append(first, args...)
 	p := &gwProc{t: t, cmd: gatewayCmd(t, env, args...), exited: make(chan struct{})}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {

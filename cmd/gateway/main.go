@@ -6,6 +6,7 @@
 //
 //	gateway [flags]        run a node
 //	gateway version        print the version and commit
+//	gateway history ...    export, import and list rooms of a stopped node's history (history.go)
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pkg/profile"
 
@@ -36,6 +38,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "version" {
 		fmt.Println("gateway", versionString())
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "history" {
+		os.Exit(historyMain(os.Args[2:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
 	}
 	if err := run(os.Args[1:]); err != nil {
 		// One line, naming the flag at fault: gateway errors carry their
@@ -197,6 +202,13 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	fs.DurationVar(&cfg.PresenceRefresh, "presence-refresh", cfg.PresenceRefresh, "cluster mode: how often a node refreshes its users' presence in Redis; a dead node's users go offline after 3x")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "a room's history is dropped this long after its last message (memory store: once it also has no members; Redis: its keys expire) (0: never)")
 	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "memory store: bytes of history held in all; over it the rooms idle longest (no members) are dropped first, then the oldest messages (0: no cap)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "data", "directory of the durable history store (messages, epochs, idempotency keys survive restarts); empty: history in memory, lost on restart. Unused with --redis-url (Redis keeps the history)")
+	fs.StringVar(&cfg.HistorySync, "history-sync", cfg.HistorySync, "durable store: when an acknowledged message is on disk: always (fsync before the ack; sends waiting together share one), interval (fsync every --history-sync-every; a machine crash may lose that much), none (the OS decides)")
+	fs.DurationVar(&cfg.HistorySyncEvery, "history-sync-every", cfg.HistorySyncEvery, "durable store, --history-sync interval: fsync this often")
+	fs.DurationVar(&cfg.HistoryRetention, "history-retention", 30*24*time.Hour, "durable store: messages older than this are removed in the background (0: kept)")
+	fs.IntVar(&cfg.HistoryKeep, "history-keep", 100000, "durable store: messages kept per room, the newest (0: no count limit)")
+	fs.Int64Var(&cfg.HistoryMaxDisk, "history-max-disk", 10<<30, "durable store: bytes of database in use; over it the oldest messages of all rooms are removed first (0: no cap)")
+	fs.DurationVar(&cfg.HistorySweep, "history-sweep", cfg.HistorySweep, "durable store: how often retention (--history-retention, --history-keep, --history-max-disk) runs")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "Bearer key of the server API (/api/ on the admin listener); empty: API off (prefer GATEWAY_API_KEY)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -204,7 +216,7 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	fs.StringVar(&o.profileDir, "profile-dir", ".", "directory --profile writes to (cpu.pprof, mem.pprof, ...)")
 	fs.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration as a --config file and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n       gateway version\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n       gateway version\n       gateway history export|import|rooms [flags]  (gateway history --help)\n\n"+
 			"Runs one chat gateway node. Each flag may also be set as GATEWAY_<NAME>\n"+
 			"(e.g. GATEWAY_MAX_ROOMS=50) or as a key of the --config file; the command\n"+
 			"line wins over the environment, the environment over the file.\n\n")
@@ -217,7 +229,7 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 		return nil, fs, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fs, fmt.Errorf("unexpected argument %q (flags start with --; the only command is \"version\")", fs.Arg(0))
+		return nil, fs, fmt.Errorf("unexpected argument %q (flags start with --; the commands are \"version\" and \"history\")", fs.Arg(0))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -232,6 +244,9 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	if !given["anonymous"] {
 		// With a key, anonymous access must be asked for.
 		cfg.Anonymous = !cfg.AuthConfigured()
+	}
+	if cfg.RedisURL != "" && !given["data-dir"] {
+		cfg.DataDir = "" // Redis keeps a cluster's history
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = gateway.DefaultConfig().NodeID

@@ -6,22 +6,37 @@ import (
 )
 
 // Memory is the backend of a node alone: rooms are the hub's, history is
-// an embedded store. Every call answers before it returns. A publish
-// stores and fans out under the room's lock, so that the room's members
-// see its messages in seq order.
+// an embedded store. With a store in memory every call answers before it
+// returns, and a publish stores and fans out under the room's lock, so
+// that the room's members see its messages in seq order. With a durable
+// store (a history.AsyncStore: Disk), a publish is answered and fanned out
+// once the message is on disk, from the store's committer goroutine, in
+// seq order; no lock is held while the disk works.
 type Memory struct {
 	hub   *hub.Hub
 	store history.Store
+	async history.AsyncStore // store, when it is one
 }
 
 // NewMemory returns the backend of a node alone over h and store; Close
 // closes store.
 func NewMemory(h *hub.Hub, store history.Store) *Memory {
-	return &Memory{hub: h, store: store}
+	m := &Memory{hub: h, store: store}
+	m.async, _ = store.(history.AsyncStore)
+	return m
 }
 
 // Publish implements Backend.
 func (m *Memory) Publish(room, user, key string, enc history.Encoder, done func(Ack, error)) {
+	if m.async != nil {
+		m.async.AppendAsync(room, user, key, enc, func(msg history.Message, a history.Ack, dup bool, err error) {
+			if err == nil && !dup {
+				m.hub.Publish(room, func() ([]byte, uint64, bool) { return msg.Frame, msg.Seq, true })
+			}
+			done(Ack{Ack: a, Dup: dup}, err)
+		})
+		return
+	}
 	var ack Ack
 	var err error
 	m.hub.Publish(room, func() ([]byte, uint64, bool) {

@@ -67,3 +67,11 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// AsyncStore is a Store whose appends become durable later (Disk):
+// AppendAsync assigns the seq and ts at once, in call order per room, and
+// calls done once the message is stored (or failed), in the same order.
+type AsyncStore interface {
+	Store
+	AppendAsync(room, user, key string, enc Encoder, done func(msg Message, ack Ack, dup bool, err error))
+}

@@ -154,6 +154,35 @@ type MemoryStore interface {
 	Dropped() uint64
 }
 
+// DiskStore is what the durable history store reports (history.Disk).
+type DiskStore interface {
+	DiskFigures() (bytes, used, appends, syncs int64, queued int)
+}
+
+// Disk registers the durable history store's figures: its size on disk
+// (against --history-max-disk), appends and the fsyncs they shared (group
+// commit), and the appends waiting for the disk.
+func (m *Metrics) Disk(st DiskStore) {
+	fig := func(i int) func() float64 {
+		return func() float64 {
+			b, u, a, s, q := st.DiskFigures()
+			return float64([]int64{b, u, a, s, int64(q)}[i])
+		}
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_disk_bytes",
+			Help: "Size of the history database file under --data-dir."}, fig(0)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_disk_used_bytes",
+			Help: "Of which in use (the rest: free pages, reused before the file grows); held under --history-max-disk."}, fig(1)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_history_disk_appends_total",
+			Help: "Messages made durable."}, fig(2)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_history_disk_fsyncs_total",
+			Help: "fsyncs made for them: appends per fsync is the group commit's gain."}, fig(3)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_disk_queue",
+			Help: "Appends waiting for the disk."}, fig(4)),
+	)
+}
+
 // History registers the embedded history store's gauges: what it holds
 // against --history-max-bytes, and how many rooms it dropped.
 func (m *Metrics) History(st MemoryStore) {
