@@ -176,10 +176,11 @@ func (p *tab) texts() []string {
 }
 
 // entries returns what the message list shows, messages as "seq text"
-// and history reset markers as "reset".
+// and history reset markers as "reset" (not the scrollback's line above
+// them).
 func (p *tab) entries() []string {
 	p.t.Helper()
-	return evalIn[[]string](p, `[...document.querySelectorAll("#messages > li")].map(li =>
+	return evalIn[[]string](p, `[...document.querySelectorAll("#messages > li:not(.older)")].map(li =>
 		li.classList.contains("marker") ? "reset" : li.dataset.seq + " " + li.querySelector(".text").textContent)`)
 }
 

@@ -10,14 +10,28 @@ let me = "";
 let current = ""; // the room shown
 // room -> {msgs: [] (messages and markers, in order), pending: [] (own
 // messages not seen back yet, shown below msgs), unread, users: Set,
-// reads: Map(user -> seq), typing: Map(user -> timer)}
+// reads: Map(user -> seq), typing: Map(user -> timer), older: the
+// scrollback's state (see newOlder)}
 const rooms = new Map();
 let countdown = null;
 const list = $("messages");
+// The list's first item, always there: the scrollback's line.
+const older = $("older");
+// A room keeps at most MAX_SHOWN entries, dropping the oldest as new ones
+// come, unless the user is reading up the list.
+const MAX_SHOWN = 500;
 
 function roomState(room) {
   if (!rooms.has(room)) {
-    rooms.set(room, { msgs: [], pending: [], unread: 0, users: new Set(), reads: new Map(), typing: new Map() });
+    rooms.set(room, {
+      msgs: [],
+      pending: [],
+      unread: 0,
+      users: new Set(),
+      reads: new Map(),
+      typing: new Map(),
+      older: newOlder(),
+    });
   }
   return rooms.get(room);
 }
@@ -86,10 +100,19 @@ function toBottom() {
 list.addEventListener("scroll", () => {
   stuck = atBottom();
   if (stuck) $("new-msgs").hidden = true;
+  nearTop();
 });
+// At the top already (or a list too short to scroll), scrolling up further
+// with the wheel or the keys moves nothing, so fires no scroll event: it
+// asks for older messages too (a retry after an error, say).
+list.addEventListener("wheel", (ev) => ev.deltaY < 0 && nearTop(), { passive: true });
+list.addEventListener("keydown", (ev) => ["PageUp", "Home", "ArrowUp"].includes(ev.key) && nearTop());
 // A narrower or shorter list (a phone's keyboard, a rotation) keeps the
 // newest message in view.
-new ResizeObserver(() => stuck && toBottom()).observe(list);
+new ResizeObserver(() => {
+  if (stuck) toBottom();
+  nearTop();
+}).observe(list);
 $("new-msgs").addEventListener("click", () => {
   toBottom();
   $("text").focus();
@@ -176,8 +199,11 @@ function localItem(p) {
 
 function renderMessages() {
   const st = roomState(current);
-  list.replaceChildren(...st.msgs.map(entryItem), ...st.pending.map((p) => p.li));
+  while (older.nextSibling) older.nextSibling.remove();
+  list.append(...st.msgs.map(entryItem), ...st.pending.map((p) => p.li));
   toBottom();
+  renderOlder();
+  nearTop();
   renderEmpty();
   renderSeen();
   renderTyping();
@@ -242,18 +268,148 @@ function show(room) {
 
 // append adds an entry (a message or a marker) to a room, above its
 // unconfirmed messages, keeping the view at the bottom if it was there.
+// Past MAX_SHOWN entries the oldest go, unless the user is reading up the
+// list (they go with a later message): scrolling back loads them again.
 function append(st, e, room) {
   st.msgs.push(e);
-  const trim = st.msgs.length > 500;
-  if (trim) st.msgs.shift();
-  if (room !== current) return;
-  const follow = stuck || atBottom();
-  if (trim && list.firstElementChild) list.firstElementChild.remove();
+  const shown = room === current;
+  const follow = shown && (stuck || atBottom());
+  if (!shown || follow) {
+    while (st.msgs.length > MAX_SHOWN) {
+      st.msgs.shift();
+      if (shown) older.nextElementSibling.remove();
+      st.older.done = false;
+    }
+  }
+  if (!shown) return;
   list.insertBefore(entryItem(e), list.querySelector("li.local"));
   if (follow) toBottom();
   else if (e.from !== me) $("new-msgs").hidden = false;
   renderEmpty();
+  renderOlder();
 }
+
+// --- older messages: scrolling back ------------------------------------------
+
+// Scrolled to (near) the top of the list, the page asks for the OLDER_PAGE
+// messages before the oldest it shows, and puts them above it, the view
+// staying where it was. One request at a time per room; a reply with fewer
+// than asked means the room has no older ones.
+const OLDER_PAGE = 50;
+const NEAR_TOP = 80; // px
+
+// newOlder is a room's scrollback state: loading (a request is out), done
+// (the beginning of the room's history is shown), error (why the last
+// request failed; the next scroll up retries).
+function newOlder() {
+  return { loading: false, done: false, error: "" };
+}
+
+// oldestSeq is the seq to load older messages before: the oldest message
+// shown, or 0 when there is none, or when what the list shows starts in an
+// earlier epoch (above a history reset marker), which is gone on the
+// server.
+function oldestSeq(st) {
+  if (!st.msgs.length || st.msgs.some((e) => e.marker)) return 0;
+  return st.msgs[0].seq;
+}
+
+function renderOlder() {
+  const st = roomState(current);
+  const o = st.older;
+  const first = st.msgs[0];
+  let text = "";
+  if (o.loading) text = "loading older messages…";
+  else if (o.error) text = "could not load older messages: " + o.error;
+  else if (o.done || (first && !first.marker && first.seq === 1)) text = "beginning of the history";
+  const span = $("older-text");
+  if (span.textContent !== text) span.textContent = text;
+  const failed = !o.loading && !!o.error;
+  older.classList.toggle("failed", failed);
+  $("older-retry").hidden = !failed;
+}
+
+function nearTop() {
+  if (current && list.scrollTop < NEAR_TOP) loadOlder();
+}
+
+function loadOlder() {
+  const room = current;
+  const st = roomState(room);
+  const o = st.older;
+  const before = oldestSeq(st);
+  // Nothing comes before seq 1, in any epoch.
+  if (!client || o.loading || o.done || before <= 1) return;
+  o.loading = true;
+  o.error = "";
+  const top = st.msgs[0];
+  renderOlder();
+  // A reply for a room left, or whose history was reset, meanwhile is
+  // dropped (its state is another object then).
+  const stale = () => rooms.get(room) !== st || st.older !== o;
+  client.history(room, { before, limit: OLDER_PAGE }).then(
+    (r) => {
+      if (stale()) return;
+      o.loading = false;
+      // The oldest entry went meanwhile (trimmed): these would leave a gap.
+      if (st.msgs[0] !== top) {
+        if (room === current) {
+          renderOlder();
+          nearTop();
+        }
+        return;
+      }
+      const got = r.messages || [];
+      // Only what is older than the oldest shown (so not shown already),
+      // each seq once, ascending.
+      const add = got
+        .filter((m) => m.seq < before)
+        .sort((a, b) => a.seq - b.seq)
+        .filter((m, i, a) => i === 0 || a[i - 1].seq !== m.seq);
+      if (got.length < OLDER_PAGE || (add.length && add[0].seq === 1)) o.done = true;
+      st.msgs.unshift(...add);
+      if (room !== current) return;
+      prepend(add);
+      renderOlder();
+      if (add.length) nearTop(); // a list still too short to scroll
+    },
+    (e) => {
+      if (stale()) return;
+      o.loading = false;
+      o.error = e.message || e.code || "error";
+      if (room === current) renderOlder();
+    },
+  );
+}
+
+// prepend puts entries above the shown ones, keeping the topmost entry in
+// view where it was.
+function prepend(entries) {
+  if (!entries.length) return;
+  const top = list.getBoundingClientRect().top;
+  let anchor = older.nextElementSibling;
+  while (anchor && anchor.nextElementSibling && anchor.getBoundingClientRect().bottom <= top) {
+    anchor = anchor.nextElementSibling;
+  }
+  const y = anchor && anchor.getBoundingClientRect().top;
+  quiet();
+  older.after(...entries.map(entryItem));
+  if (anchor) list.scrollTop += anchor.getBoundingClientRect().top - y;
+}
+
+// quiet keeps screen readers from reading out the older messages put into
+// the list (a live region for the new ones) by turning it off a moment.
+let quietTimer = null;
+function quiet() {
+  list.setAttribute("aria-live", "off");
+  clearTimeout(quietTimer);
+  quietTimer = setTimeout(() => list.setAttribute("aria-live", "polite"), 500);
+}
+
+$("older-retry").addEventListener("click", () => {
+  list.focus(); // the button hides
+  loadOlder();
+});
 
 // --- read receipts ----------------------------------------------------------
 
@@ -320,7 +476,13 @@ function onReset(f) {
   if (last && !last.marker) append(st, { marker: "reset", room: f.room }, f.room);
   st.reads.clear();
   st.sentRead = 0;
-  if (f.room === current) renderSeen();
+  // A scrollback request of the old epoch is void; what is above the
+  // marker is gone on the server, so nothing older can be loaded for it.
+  st.older = newOlder();
+  if (f.room === current) {
+    renderSeen();
+    renderOlder();
+  }
 }
 
 async function refreshPresence(room) {
