@@ -84,22 +84,12 @@ func (d *Disk) commit(batch []*pending) {
 			b.set(idemKey(p.user, p.key), encodeKeyRecord(ack, now.Add(KeyTTL).UnixNano()))
 		}
 	}
-	cuts := d.countCuts(batch, b)
+	d.countCuts(batch, b)
 	var err error
 	if len(b.ops) > 0 {
 		err = d.db.commit(b, d.cfg.Sync == SyncAlways)
 		if err == nil && d.cfg.Sync == SyncAlways {
 			d.syncs.Add(1)
-		}
-	}
-	if err == nil { // before any done: a Range after an ack sees the cut
-		for room, cut := range cuts {
-			s := d.shard(room)
-			s.mu.Lock()
-			if r := s.rooms[room]; r != nil {
-				r.oldest = max(r.oldest, cut)
-			}
-			s.mu.Unlock()
 		}
 	}
 	for _, p := range batch {
@@ -132,10 +122,10 @@ func (d *Disk) commit(batch []*pending) {
 
 // countCuts adds to b the removal of what MaxCount no longer keeps in the
 // batch's rooms, so that the count bound holds at every commit, and
-// returns each such room's new oldest seq.
-func (d *Disk) countCuts(batch []*pending, b *kvBatch) map[string]uint64 {
+// raises those rooms' oldest seq first (see removeBelow).
+func (d *Disk) countCuts(batch []*pending, b *kvBatch) {
 	if d.cfg.MaxCount <= 0 {
-		return nil
+		return
 	}
 	top := map[string]uint64{}
 	for _, p := range batch {
@@ -143,7 +133,6 @@ func (d *Disk) countCuts(batch []*pending, b *kvBatch) map[string]uint64 {
 			top[p.room] = max(top[p.room], p.msg.Seq)
 		}
 	}
-	cuts := map[string]uint64{}
 	for room, latest := range top {
 		if latest < uint64(d.cfg.MaxCount) {
 			continue
@@ -158,10 +147,13 @@ func (d *Disk) countCuts(batch []*pending, b *kvBatch) map[string]uint64 {
 		s.mu.Unlock()
 		if cut > oldest {
 			b.deleteRange(seqKey(room, oldest), seqKey(room, cut))
-			cuts[room] = cut
+			s.mu.Lock()
+			if r := s.rooms[room]; r != nil { // before the commit, as removeBelow does
+				r.oldest = max(r.oldest, cut)
+			}
+			s.mu.Unlock()
 		}
 	}
-	return cuts
 }
 
 // roomEpoch is room's epoch as its state holds it.
@@ -263,16 +255,15 @@ func (d *Disk) removeBelow(room string, cut uint64) {
 		return
 	}
 	latest := r.latest
+	// Raised before the removal commits, so that no position read in
+	// between promises what is going: a failed commit only makes resumes
+	// from before cut less lucky.
+	r.oldest = cut
 	s.mu.Unlock()
 	b := &kvBatch{}
 	b.deleteRange(seqKey(room, 0), seqKey(room, cut))
 	b.set(append(metaKey(room), 0), binary.BigEndian.AppendUint64(nil, latest))
-	if d.db.commit(b, d.cfg.Sync == SyncAlways) != nil {
-		return
-	}
-	s.mu.Lock()
-	r.oldest = max(r.oldest, cut)
-	s.mu.Unlock()
+	_ = d.db.commit(b, d.cfg.Sync == SyncAlways)
 }
 
 // dropOldest removes the oldest tenth (at least one message) of the room

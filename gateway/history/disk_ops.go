@@ -232,9 +232,9 @@ func (d *Disk) Range(room string, after, before uint64, limit int) (Page, error)
 	if err != nil {
 		return Page{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if len(msgs) == limit && msgs[len(msgs)-1].Seq > after+1 {
-		p.Complete = false // limit cut it short
-	}
+	// Whether nothing is missing is what the read found, not what the
+	// room's state said before it: a removal may have committed between.
+	p.Complete = len(msgs) > 0 && msgs[len(msgs)-1].Seq == after+1
 	for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
 		msgs[i], msgs[j] = msgs[j], msgs[i]
 	}
