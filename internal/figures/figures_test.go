@@ -27,6 +27,7 @@ const (
 	runBB2 = "9b2ae8a:bench/results/2026-11-22-bb2b735/"
 
 	metricsTxt = "bench/results/2026-11-22-afdc4cd-metrics-overhead.txt"
+	ackTxt     = "bench/results/2026-12-02-4d36449-store-ack.txt"
 	joinTxt    = "bench/results/2026-12-02-bee9ecf-join-latency.txt"
 	slowDir    = "bench/results/2026-12-02-slow-readers/"
 )
@@ -308,6 +309,28 @@ func joinRow(label, name string) figure {
 // benchMetricSpan is "min-max" (to 0.01) of a custom metric over every
 // line of benchmark name in go test -bench output.
 func benchMetricSpan(name, unit string) func([]byte) (string, error) {
+	return benchMetricSpanFmt(name, unit, func(lo, hi float64) string { return fmt.Sprintf("%.2f-%.2f", lo, hi) })
+}
+
+// ackRow is a row of the store table: the spans of msgs/s (in thousands)
+// and of p99 over the runs of one BenchmarkPublishAck sub-benchmark.
+func ackRow(label, name string) figure {
+	b := "BenchmarkPublishAck/" + name + "-2"
+	return figure{
+		name: "store acks " + name,
+		text: "| " + label + " | %s | %s | %s |",
+		values: []func(*testing.T) string{
+			one(ackTxt, benchMetricSpanFmt(b, "msgs/s", func(lo, hi float64) string {
+				return fmt.Sprintf("%.1fk-%.1fk", lo/1000, hi/1000)
+			})),
+			one(ackTxt, benchMetricSpan(b, "p50-ms")),
+			one(ackTxt, benchMetricSpan(b, "p99-ms")),
+		},
+	}
+}
+
+// benchMetricSpanFmt is benchMetricSpan with its own formatting.
+func benchMetricSpanFmt(name, unit string, format func(lo, hi float64) string) func([]byte) (string, error) {
 	return func(data []byte) (string, error) {
 		lo, hi, n := 0.0, 0.0, 0
 		for line := range strings.SplitSeq(string(data), "\n") {
@@ -335,7 +358,7 @@ func benchMetricSpan(name, unit string) func([]byte) (string, error) {
 		if n == 0 {
 			return "", fmt.Errorf("no %s of %s", unit, name)
 		}
-		return fmt.Sprintf("%.2f-%.2f", lo, hi), nil
+		return format(lo, hi), nil
 	}
 }
 
@@ -494,6 +517,11 @@ func figures() []figure {
 			one(run263+"ramp-1x10000.txt", row("2/s", fHarnessMicro)),
 		}},
 
+		ackRow("memory (`--data-dir \"\"`)", "memory"),
+		ackRow("disk, `--history-sync always` (default)", "disk-always"),
+		ackRow("disk, `--history-sync interval`", "disk-interval"),
+		ackRow("disk, `--history-sync none`", "disk-none"),
+		ackRow("Redis (cluster mode)", "redis"),
 		joinRow("memory, fresh room", "memory/fresh"),
 		joinRow("memory, busy room", "memory/busy"),
 		joinRow("Redis, fresh room", "redis/fresh"),
