@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,9 +13,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/chatgw/gateway/gateway"
-	"github.com/chatgw/gateway/internal/gatewaytest"
-	"github.com/chatgw/gateway/internal/redistest"
 	"github.com/chatgw/gateway/internal/wstest"
 )
 
@@ -62,27 +58,10 @@ var freshRooms atomic.Int64
 
 func benchNode(b *testing.B, redis bool) *node {
 	b.Helper()
-	srv, cfg := gatewaytest.Start(b, func(c *gateway.Config) {
-		c.Rate, c.Burst = 1e6, 1e6
-		if redis {
-			c.RedisURL = redistest.Start(b).URL()
-			c.NodeID = "bench"
-		}
-	})
-	n := &node{srv: srv, cfg: cfg}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + srv.AdminAddr() + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("the node never became ready")
-		}
+	if redis {
+		return storeNode(b, "redis")
 	}
-	return n
+	return storeNode(b, "memory")
 }
 
 // benchJoins runs b.N joins of room(i), each from a new connection.

@@ -134,16 +134,11 @@ func openStore(dir string, existing bool) (*history.Disk, error) {
 	return d, err
 }
 
-func historyExport(dir, room, out string, stdout, stderr io.Writer) (err error) {
-	d, err := openStore(dir, true)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := d.Close(); err == nil {
-			err = cerr
-		}
-	}()
+func historyExport(dir, room, out string, stdout, stderr io.Writer) error {
+	return withStore(dir, true, func(d *history.Disk) error { return export(d, room, out, stdout, stderr) })
+}
+
+func export(d *history.Disk, room, out string, stdout, stderr io.Writer) error {
 	w, commit, abort := stdout, func() error { return nil }, func() {}
 	if out != "-" {
 		// Written beside FILE and renamed over it when complete: a failed
@@ -186,7 +181,7 @@ func historyExport(dir, room, out string, stdout, stderr io.Writer) (err error) 
 	return nil
 }
 
-func historyImport(dir, in string, stdin io.Reader, stderr io.Writer) (err error) {
+func historyImport(dir, in string, stdin io.Reader, stderr io.Writer) error {
 	r := stdin
 	if in != "-" {
 		f, err := os.Open(in)
@@ -196,37 +191,38 @@ func historyImport(dir, in string, stdin io.Reader, stderr io.Writer) (err error
 		defer f.Close()
 		r = f
 	}
-	d, err := openStore(dir, false)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := d.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	room, n, err := d.Import(r)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "imported %d messages into room %q\n", n, room)
-	return nil
-}
-
-func historyRooms(dir string, stdout io.Writer) (err error) {
-	d, err := openStore(dir, true)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := d.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	for _, r := range d.Rooms() {
-		if _, err := fmt.Fprintln(stdout, r); err != nil {
+	return withStore(dir, false, func(d *history.Disk) error {
+		room, n, err := d.Import(r)
+		if err != nil {
 			return err
 		}
+		fmt.Fprintf(stderr, "imported %d messages into room %q\n", n, room)
+		return nil
+	})
+}
+
+func historyRooms(dir string, stdout io.Writer) error {
+	return withStore(dir, true, func(d *history.Disk) error {
+		for _, r := range d.Rooms() {
+			if _, err := fmt.Fprintln(stdout, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// withStore runs fn on the store under dir (see openStore) and closes it;
+// an error of the close counts when fn had none.
+func withStore(dir string, existing bool, fn func(*history.Disk) error) (err error) {
+	d, err := openStore(dir, existing)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer func() {
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return fn(d)
 }
