@@ -94,6 +94,16 @@ func (f *Frame) Owned() []byte {
 	return out
 }
 
+// OwnedFrame builds a frame with build in a pooled buffer and returns a
+// copy of its own (see Owned): for frames that outlive the call.
+func OwnedFrame(build func(b []byte) []byte) []byte {
+	f := NewFrame()
+	f.B = build(f.B)
+	out := f.Owned()
+	f.Release()
+	return out
+}
+
 // Control frames the gateway sends. Ping carries no payload; pong echoes
 // the ping's; close frames carry a 2-byte code and a short reason.
 

@@ -30,7 +30,7 @@ func (s *Server) announce(room, user string, online bool, exclude *hub.Client, e
 }
 
 func (s *Server) broadcastPresence(room, user string, online bool, exclude *hub.Client) {
-	ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, user, online) })
+	ev := codec.OwnedFrame(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, user, online) })
 	s.backend.Broadcast(room, ev, exclude, hub.KindPresence)
 }
 

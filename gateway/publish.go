@@ -74,7 +74,7 @@ func (ss *session) dm(req *codec.Request) {
 func (s *Server) publish(room, user, key string, m *codec.Message, done func(backend.Ack, error)) {
 	enc := func(seq uint64, ts int64) []byte {
 		m.Seq, m.TS = seq, ts
-		return owned(func(b []byte) []byte { return codec.AppendMessage(b, m) })
+		return codec.OwnedFrame(func(b []byte) []byte { return codec.AppendMessage(b, m) })
 	}
 	s.backend.Publish(room, user, key, enc, func(a backend.Ack, err error) {
 		if err == nil && !a.Dup {

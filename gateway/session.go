@@ -217,16 +217,6 @@ func (ss *session) sendReply(typ string, build func([]byte) []byte) {
 	f.Release()
 }
 
-// owned encodes a frame into bytes of its own, for frames that outlive
-// this call (fan-out and history share them).
-func owned(build func(b []byte) []byte) []byte {
-	f := codec.NewFrame()
-	f.B = build(f.B)
-	out := f.Owned()
-	f.Release()
-	return out
-}
-
 // checkRoom validates req.Room for an operation on it; own reports whether
 // the room may be the user's own inbox. It replies with the error itself.
 func (ss *session) checkRoom(req *codec.Request, allowInbox bool) bool {
@@ -278,7 +268,7 @@ func (ss *session) typing(req *codec.Request, now int64) {
 		return
 	}
 	if forward {
-		ev := owned(func(b []byte) []byte { return codec.AppendTyping(b, req.Room, ss.c.User) })
+		ev := codec.OwnedFrame(func(b []byte) []byte { return codec.AppendTyping(b, req.Room, ss.c.User) })
 		ss.srv.backend.Broadcast(req.Room, ev, ss.c, hub.KindTyping)
 	}
 }
@@ -297,7 +287,7 @@ func (ss *session) read(req *codec.Request) {
 		return
 	}
 	if forward {
-		ev := owned(func(b []byte) []byte { return codec.AppendRead(b, req.Room, ss.c.User, *req.Seq) })
+		ev := codec.OwnedFrame(func(b []byte) []byte { return codec.AppendRead(b, req.Room, ss.c.User, *req.Seq) })
 		ss.srv.backend.Broadcast(req.Room, ev, ss.c, hub.KindRead)
 	}
 }

@@ -144,18 +144,10 @@ func collect(t *testing.T, ch <-chan ackErr, n int) []ackErr {
 
 func encoder(room, user, text string) history.Encoder {
 	return func(seq uint64, ts int64) []byte {
-		return owned(func(b []byte) []byte {
+		return codec.OwnedFrame(func(b []byte) []byte {
 			return codec.AppendMessage(b, &codec.Message{Room: room, Seq: seq, TS: ts, From: user, Text: &text})
 		})
 	}
-}
-
-func owned(build func([]byte) []byte) []byte {
-	f := codec.NewFrame()
-	f.B = build(f.B)
-	out := f.Owned()
-	f.Release()
-	return out
 }
 
 func publishAsync(b backend.Backend, room, user, key, text string, done func(ackErr)) {
@@ -319,7 +311,7 @@ func join(t *testing.T, nd node, room, user string) *member {
 			if joined = noted <= p.Latest; !joined {
 				return nil, 0, false // read on
 			}
-			return owned(func(b []byte) []byte {
+			return codec.OwnedFrame(func(b []byte) []byte {
 				return codec.AppendJoined(b, &codec.Joined{Room: room, Seq: p.Latest, Epoch: p.Epoch, Messages: [][]byte{}})
 			}), p.Latest, true
 		})
@@ -469,7 +461,7 @@ func testRange(t *testing.T, w world) {
 }
 
 func typing(room, user string) []byte {
-	return owned(func(b []byte) []byte { return codec.AppendTyping(b, room, user) })
+	return codec.OwnedFrame(func(b []byte) []byte { return codec.AppendTyping(b, room, user) })
 }
 
 // testBroadcast: an event reaches every member but the excluded one, once.

@@ -23,7 +23,7 @@ func (k hubSink) Event(room string, kind hub.Kind, frame []byte) {
 // Offline tells the room, on every node, that user went offline: its
 // presence expired (a node died without cleaning up) and this node swept it.
 func (k hubSink) Offline(room, user string) {
-	ev := owned(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, user, false) })
+	ev := codec.OwnedFrame(func(b []byte) []byte { return codec.AppendPresenceEvent(b, room, user, false) })
 	k.n.Broadcast(room, ev, nil, hub.KindPresence)
 }
 
@@ -33,7 +33,7 @@ func (k hubSink) Offline(room, user string) {
 // continues.
 func (k hubSink) Lost(room string, latest uint64, epoch string) {
 	j := codec.Joined{Room: room, Seq: latest, Epoch: epoch, Messages: [][]byte{}}
-	frame := owned(func(b []byte) []byte { return codec.AppendJoined(b, &j) })
+	frame := codec.OwnedFrame(func(b []byte) []byte { return codec.AppendJoined(b, &j) })
 	k.n.cfg.Hub.Reset(room, latest, frame)
 }
 
@@ -46,15 +46,6 @@ func (n *Node) Broadcast(room string, frame []byte, exclude *hub.Client, kind hu
 		n.cfg.Hub.Broadcast(room, frame, exclude, kind)
 	}
 	n.Event(room, kind, frame[codec.HeaderLen(frame):])
-}
-
-// owned encodes a frame into bytes of its own.
-func owned(build func(b []byte) []byte) []byte {
-	f := codec.NewFrame()
-	f.B = build(f.B)
-	out := f.Owned()
-	f.Release()
-	return out
 }
 
 // Node is the Redis backend.
