@@ -20,11 +20,11 @@ func (h expiryHeap) Len() int           { return len(h) }
 func (h expiryHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
 func (h expiryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].expIdx, h[j].expIdx = i, j
+	h[i].expIdx, h[j].expIdx = int32(i), int32(j)
 }
 func (h *expiryHeap) Push(x any) {
 	ss := x.(*session)
-	ss.expIdx = len(*h)
+	ss.expIdx = int32(len(*h))
 	*h = append(*h, ss)
 }
 func (h *expiryHeap) Pop() any {
@@ -43,9 +43,9 @@ func (e *expiries) set(ss *session, t int64) {
 	ss.expires = t
 	switch {
 	case ss.expIdx >= 0 && t == 0:
-		heap.Remove(&e.h, ss.expIdx)
+		heap.Remove(&e.h, int(ss.expIdx))
 	case ss.expIdx >= 0:
-		heap.Fix(&e.h, ss.expIdx)
+		heap.Fix(&e.h, int(ss.expIdx))
 	case t != 0:
 		heap.Push(&e.h, ss)
 	}

@@ -47,7 +47,6 @@ type session struct {
 
 	ident   *auth.Identity // nil in anonymous mode; replaced by refresh
 	expires int64          // token expiry, Unix ns; guarded by Server.expiries
-	expIdx  int            // place in Server.expiries, -1 when absent
 
 	bucket   limit.Bucket
 	refusals limit.Refusals
@@ -55,6 +54,7 @@ type session struct {
 	inbound  atomic.Int64 // bytes of messages read and not yet handled (frameGuard)
 	pending  *codec.Frame // the reply being built (see frame)
 	sid      [4]byte      // session id (see id); random
+	expIdx   int32        // place in Server.expiries, -1 when absent; beside sid, in one word
 	order    order        // requests handled in order (see order.go)
 }
 
