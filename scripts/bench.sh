@@ -7,6 +7,7 @@
 #
 #   bash scripts/bench.sh              # full suite (~7 minutes)
 #   QUICK=1 bash scripts/bench.sh      # smaller sizes, for a smoke run
+#   FANOUT=1 bash scripts/bench.sh     # the three fan-out sizes only (~1 minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,7 +60,11 @@ run() { # run NAME ARGS...: a scenario against a fresh gateway
 	stop_gateway
 }
 
-if [ -n "${QUICK:-}" ]; then
+if [ -n "${FANOUT:-}" ]; then
+	run fanout-1x2000 fanout --rooms 1 --members 2000 --rate 200 --duration 10s
+	run fanout-10x500 fanout --rooms 10 --members 500 --rate 400 --duration 10s
+	run fanout-100x100 fanout --rooms 100 --members 100 --rate 2000 --duration 10s
+elif [ -n "${QUICK:-}" ]; then
 	run idle idle --steps 500,1000,2000
 	run connect connect --conns 2000
 	run fanout-1x500 fanout --rooms 1 --members 500 --rate 100 --duration 3s
