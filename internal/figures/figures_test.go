@@ -28,6 +28,7 @@ const (
 
 	metricsTxt = "bench/results/2026-11-22-afdc4cd-metrics-overhead.txt"
 	ackTxt     = "bench/results/2026-12-02-4d36449-store-ack.txt"
+	fanDir     = "bench/results/2026-12-02-e809bd8-fanout-"
 	joinTxt    = "bench/results/2026-12-02-bee9ecf-join-latency.txt"
 	slowDir    = "bench/results/2026-12-02-slow-readers/"
 )
@@ -517,6 +518,22 @@ func figures() []figure {
 			one(run263+"ramp-1x10000.txt", row("2/s", fHarnessMicro)),
 		}},
 
+		{"fan-out p99 by store", "| %s | %s | %s | %s |", []v{
+			func(*testing.T) string { return "memory (`--data-dir \"\"`)" },
+			one(fanDir+"memory/fanout-1x2000.json", fromJSON("p99")),
+			one(fanDir+"memory/fanout-10x500.json", fromJSON("p99")),
+			one(fanDir+"memory/fanout-100x100.json", fromJSON("p99")),
+		}},
+		{"fan-out p99, default store", "| disk, `--history-sync always` (default) | %s | %s | %s |", []v{
+			one(fanDir+"disk/fanout-1x2000.json", fromJSON("p99")),
+			one(fanDir+"disk/fanout-10x500.json", fromJSON("p99")),
+			one(fanDir+"disk/fanout-100x100.json", fromJSON("p99")),
+		}},
+		{"fan-out p99, sync none", "| disk, `--history-sync none` | %s | %s | %s |", []v{
+			one(fanDir+"disk-sync-none/fanout-1x2000.json", fromJSON("p99")),
+			one(fanDir+"disk-sync-none/fanout-10x500.json", fromJSON("p99")),
+			one(fanDir+"disk-sync-none/fanout-100x100.json", fromJSON("p99")),
+		}},
 		ackRow("memory (`--data-dir \"\"`)", "memory"),
 		ackRow("disk, `--history-sync always` (default)", "disk-always"),
 		ackRow("disk, `--history-sync interval`", "disk-interval"),
