@@ -128,7 +128,7 @@ func openStore(dir string, existing bool) (*history.Disk, error) {
 		}
 	}
 	d, err := history.OpenDisk(history.DiskConfig{Dir: dir})
-	if err != nil && strings.Contains(err.Error(), "in use by another process") {
+	if errors.Is(err, history.ErrInUse) {
 		return nil, fmt.Errorf("%w: stop the node first", err)
 	}
 	return d, err

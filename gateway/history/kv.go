@@ -17,6 +17,9 @@ import (
 // appends into one transaction; keys are ordered, so a room's messages
 // are one cursor walk. The few operations the store needs are here.
 
+// ErrInUse is OpenDisk's error when another process holds the database.
+var ErrInUse = errors.New("the history database is in use by another process")
+
 // kv is the store's database.
 type kv struct {
 	db *bolt.DB
@@ -40,7 +43,7 @@ func openKV(dir string) (*kv, error) {
 		NoFreelistSync: true,
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, errors.New("the history database is in use by another process")
+		return nil, ErrInUse
 	}
 	if err != nil {
 		return nil, err

@@ -156,30 +156,33 @@ type MemoryStore interface {
 
 // DiskStore is what the durable history store reports (history.Disk).
 type DiskStore interface {
-	DiskFigures() (bytes, used, appends, syncs int64, queued int)
+	DiskBytes() int64   // database file size
+	DiskUsed() int64    // of which in use
+	DiskAppends() int64 // appends made durable
+	DiskSyncs() int64   // fsyncs made for them
+	DiskQueued() int    // appends waiting for the disk
 }
 
 // Disk registers the durable history store's figures: its size on disk
 // (against --history-max-disk), appends and the fsyncs they shared (group
 // commit), and the appends waiting for the disk.
 func (m *Metrics) Disk(st DiskStore) {
-	fig := func(i int) func() float64 {
-		return func() float64 {
-			b, u, a, s, q := st.DiskFigures()
-			return float64([]int64{b, u, a, s, int64(q)}[i])
-		}
-	}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_disk_bytes",
-			Help: "Size of the history database file under --data-dir."}, fig(0)),
+			Help: "Size of the history database file under --data-dir."},
+			func() float64 { return float64(st.DiskBytes()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_disk_used_bytes",
-			Help: "Of which in use (the rest: free pages, reused before the file grows); held under --history-max-disk."}, fig(1)),
+			Help: "Of which in use (the rest: free pages, reused before the file grows); held under --history-max-disk."},
+			func() float64 { return float64(st.DiskUsed()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_history_disk_appends_total",
-			Help: "Messages made durable."}, fig(2)),
+			Help: "Messages made durable."},
+			func() float64 { return float64(st.DiskAppends()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gateway_history_disk_fsyncs_total",
-			Help: "fsyncs made for them: appends per fsync is the group commit's gain."}, fig(3)),
+			Help: "fsyncs made for them: appends per fsync is the group commit's gain."},
+			func() float64 { return float64(st.DiskSyncs()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gateway_history_disk_queue",
-			Help: "Appends waiting for the disk."}, fig(4)),
+			Help: "Appends waiting for the disk."},
+			func() float64 { return float64(st.DiskQueued()) }),
 	)
 }
 
