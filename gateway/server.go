@@ -141,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	} else if cfg.DataDir != "" {
 		mode, _ := history.ParseSyncMode(cfg.HistorySync) // Validate checked it
 		disk, err := history.OpenDisk(history.DiskConfig{
-			Dir: cfg.DataDir, Size: cfg.HistorySize, Sync: mode, SyncEvery: cfg.HistorySyncEvery,
+			Dir: cfg.DataDir, Sync: mode, SyncEvery: cfg.HistorySyncEvery,
 			MaxAge: cfg.HistoryRetention, MaxCount: cfg.HistoryKeep, MaxDisk: cfg.HistoryMaxDisk,
 			SweepEvery: cfg.HistorySweep,
 		})

@@ -71,7 +71,6 @@ func ParseSyncMode(s string) (SyncMode, error) {
 // DiskConfig configures a Disk store.
 type DiskConfig struct {
 	Dir       string
-	Size      int           // messages a join or resume may carry (Range's callers cap limit with it)
 	Sync      SyncMode      // default SyncAlways
 	SyncEvery time.Duration // SyncInterval's period (default 100 ms)
 	// Retention: messages older than MaxAge, and beyond the newest
@@ -108,7 +107,6 @@ type diskRoom struct {
 	latest  uint64 // the last seq durable
 	oldest  uint64 // the oldest seq retained (latest+1 when none)
 	epoch   string
-	loaded  bool
 	pending int // appends assigned and not yet durable
 }
 

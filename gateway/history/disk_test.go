@@ -8,7 +8,7 @@ import (
 // case in a fresh directory (a new life: a new epoch).
 func TestDisk(t *testing.T) {
 	testStore(t, func(t *testing.T, size int) Store {
-		d, err := OpenDisk(DiskConfig{Dir: t.TempDir(), Size: size, MaxCount: size})
+		d, err := OpenDisk(DiskConfig{Dir: t.TempDir(), MaxCount: size})
 		if err != nil {
 			t.Fatal(err)
 		}
