@@ -26,7 +26,7 @@ type Config struct {
 	PresenceMaxMembers int           // no presence events above this many users
 	OutboundMaxBytes   int64         // pending outbound bytes cap; over it 4001
 	DrainTimeout       time.Duration // SIGTERM: close everything within this
-	CoalesceMax        time.Duration // longest fan-out wait for coalescing under load
+	FanoutBudget       time.Duration // how long a busy node may hold a message so several share a write
 
 	// Authentication and admission (see README "Security").
 	JWTSecret        string        // HS256 secret
@@ -85,7 +85,7 @@ func DefaultConfig() Config {
 		OutboundMaxBytes:   1 << 20,
 		DrainTimeout:       10 * time.Second,
 		HandshakeTimeout:   5 * time.Second,
-		CoalesceMax:        50 * time.Millisecond,
+		FanoutBudget:       50 * time.Millisecond,
 		PresenceRefresh:    5 * time.Second,
 		MaxPendingPerIP:    256,
 		MaxHeaderBytes:     8 << 10,
@@ -120,8 +120,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --presence-max-members is negative")
 	case c.OutboundMaxBytes < 0:
 		return fmt.Errorf("gateway: --outbound-max-bytes is negative")
-	case c.CoalesceMax < 0 || c.CoalesceMax > time.Second:
-		return fmt.Errorf("gateway: --coalesce-max must be 0..1s")
+	case c.FanoutBudget < 0 || c.FanoutBudget > time.Second:
+		return fmt.Errorf("gateway: --fanout-budget must be 0..1s")
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("gateway: --drain-timeout is negative")
 	case !c.Anonymous && !c.AuthConfigured():

@@ -86,7 +86,8 @@ func TestMetricsFollowASession(t *testing.T) {
 		"gateway_messages_out_total", "gateway_errors_total", "gateway_rate_limited_total",
 		"gateway_handshakes_refused_total", "gateway_slow_consumer_closes_total", "gateway_bytes_out_total",
 		"gateway_rooms", "gateway_members",
-		"gateway_fanout_batch_messages", "gateway_fanout_latency_seconds"}
+		"gateway_fanout_batch_messages", "gateway_fanout_latency_seconds", "gateway_fanout_queue_wait_seconds",
+		"gateway_fanout_write_offset_seconds", "gateway_publish_seconds"}
 	// Mode difference (the README's metrics table): Redis holds a cluster's
 	// history and has no cheap count of it, so cluster mode exports no
 	// gateway_history_messages rather than a made-up value.
@@ -150,8 +151,19 @@ func TestMetricsFollowASession(t *testing.T) {
 		}
 		// One observation per message fanned out: 3 sends and the
 		// presence events of the two joins.
-		if got := delta(m, "gateway_fanout_latency_seconds"); got != 5 {
-			wrong = append(wrong, fmt.Sprintf("gateway_fanout_latency_seconds count moved by %v, want 5", got))
+		for _, name := range []string{"gateway_fanout_latency_seconds", "gateway_fanout_queue_wait_seconds"} {
+			if got := delta(m, name); got != 5 {
+				wrong = append(wrong, fmt.Sprintf("%s count moved by %v, want 5", name, got))
+			}
+		}
+		// Acks: one per send.
+		if got := delta(m, "gateway_publish_seconds"); got != 3 {
+			wrong = append(wrong, fmt.Sprintf("gateway_publish_seconds count moved by %v, want 3", got))
+		}
+		// Write offsets are sampled per member written (every one in
+		// rooms this small), so between one per run and one per delivery.
+		if got := delta(m, "gateway_fanout_write_offset_seconds"); got < 1 || got > delta(m, "gateway_messages_out_total") {
+			wrong = append(wrong, fmt.Sprintf("gateway_fanout_write_offset_seconds count moved by %v", got))
 		}
 		if len(wrong) == 0 || time.Now().After(deadline) {
 			break

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"time"
 
 	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway/backend"
@@ -76,9 +77,11 @@ func (s *Server) publish(room, user, key string, m *codec.Message, done func(bac
 		m.Seq, m.TS = seq, ts
 		return codec.OwnedFrame(func(b []byte) []byte { return codec.AppendMessage(b, m) })
 	}
+	start := time.Now()
 	s.backend.Publish(room, user, key, enc, func(a backend.Ack, err error) {
 		if err == nil && !a.Dup {
 			s.published.Add(1)
+			s.m.Published(time.Since(start))
 		}
 		done(a, err)
 	})

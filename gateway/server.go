@@ -121,7 +121,7 @@ func New(cfg Config) (*Server, error) {
 		CloseGrace:         int64(closeGrace),
 		Workers:            runtime.NumCPU(),
 		SplitRoomsAbove:    4000,
-		CoalesceMax:        cfg.CoalesceMax,
+		Budget:             cfg.FanoutBudget,
 		Observer:           s.m.Observer(),
 	})
 	if cfg.RedisURL != "" {

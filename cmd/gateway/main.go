@@ -181,7 +181,7 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*o
 	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "messages kept per room for history and resume")
 	fs.IntVar(&cfg.PresenceMaxMembers, "presence-max-members", cfg.PresenceMaxMembers, "rooms with more distinct users get no presence events")
 	fs.Int64Var(&cfg.OutboundMaxBytes, "outbound-max-bytes", cfg.OutboundMaxBytes, "pending outbound bytes per connection; over it the connection is closed with 4001")
-	fs.DurationVar(&cfg.CoalesceMax, "coalesce-max", cfg.CoalesceMax, "under load, how long fan-out may hold messages so several share a write (0: never); trades latency for deliveries per CPU-second")
+	fs.DurationVar(&cfg.FanoutBudget, "fanout-budget", cfg.FanoutBudget, "when fan-out is busy, how long a message may wait so several share each write, counted to its write (0: never wait); latency traded for deliveries per CPU-second")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM/SIGINT, close every connection with 1001 within this")
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret for client JWTs (prefer GATEWAY_JWT_SECRET: flags show in ps)")
 	fs.StringVar(&cfg.JWTPublicKeyFile, "jwt-public-key", "", "PEM file with the RSA (RS256) or ECDSA P-256 (ES256) public key for client JWTs")

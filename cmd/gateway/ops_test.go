@@ -26,7 +26,7 @@ anonymous = false
 jwt-secret = "file-secret"
 heartbeat = "40s"
 origins = ["https://a.example", "https://b.example"]
-coalesce-max = "0s"
+fanout-budget = "0s"
 log-format = "json"
 `)
 	opt, fs, err := parse([]string{"--config", file}, noEnv, io.Discard)
@@ -36,7 +36,7 @@ log-format = "json"
 	c := opt.cfg
 	if c.Addr != "127.0.0.1:7000" || c.MaxRooms != 7 || c.Rate != 2.5 || c.Anonymous || c.JWTSecret != "file-secret" ||
 		c.Heartbeat != 40*time.Second || strings.Join(c.Origins, " ") != "https://a.example https://b.example" ||
-		c.CoalesceMax != 0 || opt.logFormat != "json" {
+		c.FanoutBudget != 0 || opt.logFormat != "json" {
 		t.Fatalf("config from file: %+v (log format %q)", c, opt.logFormat)
 	}
 	var printed bytes.Buffer

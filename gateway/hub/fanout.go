@@ -19,8 +19,8 @@ type delivery struct {
 	// worker hands each other worker its share (see deliverRun).
 	share uint16
 	kind  Kind
-	// queued is when the delivery was queued (Unix ns), for the
-	// Observer's publish-to-write latency; 0 without an Observer.
+	// queued is when the delivery was queued (Unix ns): the fan-out
+	// budget is counted from it (budget.go), and the Observer's latency.
 	queued int64
 }
 
@@ -47,6 +47,10 @@ type worker struct {
 	order   map[*Room]int // first appearance of each room in the batch
 	members []*Member
 	buf     []byte
+	// passAt is when the current pass began (Unix ns), for the
+	// Observer's queue wait and write offsets.
+	passAt int64
+	load   load // how busy the worker is and what its passes cost (budget.go)
 }
 
 func newWorker(h *Hub, idx int) *worker {
@@ -55,7 +59,7 @@ func newWorker(h *Hub, idx int) *worker {
 
 // enqueue queues d; the room's lock is held by the caller.
 func (w *worker) enqueue(d delivery) {
-	if d.queued == 0 && w.hub.cfg.Observer != nil {
+	if d.queued == 0 { // a split room's forwarded share keeps its first time
 		d.queued = time.Now().UnixNano()
 	}
 	w.hub.inflight.Add(1)
@@ -84,6 +88,7 @@ func (w *worker) run() {
 	for {
 		<-w.wake
 		for {
+			w.hold()
 			w.mu.Lock()
 			w.batch, w.queue = w.queue, w.batch[:0]
 			closed := w.closed
@@ -95,63 +100,22 @@ func (w *worker) run() {
 				break
 			}
 			start := time.Now()
+			w.passAt = start.UnixNano()
 			if o := w.hub.cfg.Observer; o != nil {
 				o.FanoutPass(len(w.batch))
 			}
-			delivered, writes := w.deliver(w.batch)
+			w.deliver(w.batch)
 			w.hub.inflight.Add(-int64(len(w.batch)))
 			clear(w.batch) // drop frame and room references
-			w.linger(time.Since(start), delivered, writes)
+			w.load.passed(start, time.Now())
 		}
 	}
 }
 
-// Coalescing under load. A pass that wrote to many sockets took a while;
-// waiting a multiple of that before the next pass lets the frames that
-// arrive meanwhile leave together, one write per member for several
-// messages, which is what raises deliveries per CPU-second (a write costs
-// about the same for one frame or ten). Cheap passes (small rooms, light
-// load) never wait, nor does a worker that finished its pass with nothing
-// new queued, so a message to a quiet room goes out at once; a hot room's
-// messages wait at most Config.CoalesceMax.
-//
-// Waiting only pays when the frames that pile up share members, that is,
-// when they go to the same rooms: the pass just made must already have
-// carried at least lingerGain frames per write. Many rooms at a moderate
-// rate rarely repeat a room within a pass; waiting there would only add
-// latency, and since a longer wait makes a costlier pass, which made the
-// next wait longer, it used to climb to CoalesceMax at loads the workers
-// kept up with (100 rooms x 100 members at 400 msg/s: p50 53 ms instead
-// of 1.3 ms).
-const (
-	lingerFrom   = time.Millisecond // passes cheaper than this never wait
-	lingerFactor = 6                // wait this many times the pass's cost (at most Config.CoalesceMax)
-	lingerGain   = 1.5              // frames per write the last pass must have reached
-)
-
-func (w *worker) linger(cost time.Duration, delivered, writes int64) {
-	if lingerFor(cost, delivered, writes, w.hub.cfg.CoalesceMax) == 0 {
-		return
-	}
-	// Only a worker that is falling behind waits: if nothing was queued
-	// while it wrote, it is keeping up and the next message goes out at
-	// once.
-	w.mu.Lock()
-	behind := len(w.queue) > 0
-	w.mu.Unlock()
-	if behind {
-		time.Sleep(lingerFor(cost, delivered, writes, w.hub.cfg.CoalesceMax))
-	}
-}
-
-// lingerFor is how long a worker that is behind waits after a pass that
-// took cost and made writes writes for delivered frames.
-func lingerFor(cost time.Duration, delivered, writes int64, most time.Duration) time.Duration {
-	if cost < lingerFrom || most <= 0 || float64(delivered) < lingerGain*float64(writes) {
-		return 0
-	}
-	return min(lingerFactor*cost, most)
-}
+// writeSamples is how many members' write offsets a run reports to the
+// Observer (plus the last member's): enough for a distribution, few enough
+// that a 10,000-member pass reads the clock 17 times, not 10,000.
+const writeSamples = 16
 
 // maxWriteBytes bounds one coalesced write, which bounds how far a client's
 // backlog can overshoot its cap (see Client.sendLocked).
@@ -245,6 +209,19 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 		share = uint16(w.idx + 1)
 	}
 	nw := len(h.workers)
+	o := h.cfg.Observer
+	stride := 0 // write offsets are sampled every stride-th member written
+	if o != nil {
+		for i := range run {
+			o.FanoutQueueWait(time.Duration(w.passAt - run[i].queued))
+		}
+		mine := len(w.members)
+		if share != 0 {
+			mine /= nw
+		}
+		stride = max(1, mine/writeSamples)
+	}
+	written := 0
 
 	var kinds [numKinds]int64 // frames delivered by kind
 	var bytes int64
@@ -292,6 +269,11 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 		}
 		writes += w.flush(c, one, n)
 		c.mu.Unlock()
+		if n > 0 && stride > 0 {
+			if written++; written%stride == 0 {
+				o.FanoutWrite(time.Duration(time.Now().UnixNano() - w.passAt))
+			}
+		}
 		delivered += int64(n)
 		switch {
 		case n == 1:
@@ -309,8 +291,11 @@ func (w *worker) deliverRun(run []delivery) (delivered, writes int64) {
 			h.stats.byKind[k].Add(n)
 		}
 	}
-	if o := h.cfg.Observer; o != nil {
+	if o != nil {
 		now := time.Now().UnixNano()
+		if written%stride != 0 { // the last member written, unless just sampled
+			o.FanoutWrite(time.Duration(now - w.passAt))
+		}
 		for i := range run {
 			o.FanoutLatency(time.Duration(now - run[i].queued))
 		}

@@ -39,10 +39,11 @@ type Config struct {
 	// clients, so one big room is not one core's worth of syscalls.
 	// 0 never splits.
 	SplitRoomsAbove int
-	// CoalesceMax bounds how long a fan-out worker that is falling behind
-	// waits after a heavy pass so that more messages share each write
-	// (fanout.go). 0 never waits.
-	CoalesceMax time.Duration
+	// Budget bounds how long a busy worker holds messages so that several
+	// share each write: a held pass starts by Budget after its oldest
+	// message was queued, less the last pass's cost (budget.go). 0 never
+	// holds.
+	Budget time.Duration
 	// Observer, when set, is told about fan-out passes (see Observer).
 	Observer Observer
 }

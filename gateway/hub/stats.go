@@ -46,6 +46,14 @@ type Observer interface {
 	// worker serves d after it was queued (a split room reports once per
 	// worker share).
 	FanoutLatency(d time.Duration)
+	// FanoutQueueWait: a message waited d from being queued until the
+	// pass that writes it began (once per message and worker share).
+	FanoutQueueWait(d time.Duration)
+	// FanoutWrite: a member's write came d after its pass began. Sampled,
+	// not per recipient: up to writeSamples evenly spaced members of each
+	// run and the last one, so the distribution is that of "how far into
+	// the pass is a member written" without a clock read per recipient.
+	FanoutWrite(d time.Duration)
 }
 
 // stats are the hub's counters. They are added to once per fan-out run
