@@ -23,10 +23,12 @@ import (
 // blocking I/O by the caller's goroutines (bounded in flight by the
 // scenario), then the socket is handed to nbio.
 type Engine struct {
-	g    *nbio.Engine
-	addr string
-	srcs []net.IP
-	next atomic.Uint64
+	g     *nbio.Engine
+	addr  string
+	srcs  []net.IP
+	next  atomic.Uint64
+	proto *Proto // nil: the gateway's (see newEngineFor)
+	path  string // the handshake's path when proto is set
 
 	// OnText is called on a poller goroutine for every text frame of an
 	// established connection; payload is only valid during the call.
@@ -106,13 +108,14 @@ func (e *Engine) Closed() int64 { return e.closed.Load() }
 
 // Greeting is what Dial read before handing the socket to the event loop.
 type Greeting struct {
-	Frames [][]byte      // welcome, the inbox's joined, and one joined per room
-	Took   time.Duration // TCP connect to the last joined frame
+	Frames [][]byte      // gateway: welcome, the inbox's joined, and one joined per room; others: see Proto.setup
+	Took   time.Duration // TCP connect to the last joined frame (the end of the setup)
 }
 
 // Dial connects as user, reads welcome and the inbox's joined frame, joins
 // rooms one by one (reading each joined reply), then hands the socket to the
-// event loop. It blocks; run it on a bounded number of goroutines.
+// event loop; with another protocol, its setup joins the rooms (see Proto).
+// It blocks; run it on a bounded number of goroutines.
 func (e *Engine) Dial(id int, user string, rooms []string, timeout time.Duration) (*Conn, *Greeting, error) {
 	nc, br, g, err := e.greet(user, rooms, timeout, nil)
 	if err != nil {
@@ -148,9 +151,9 @@ func (e *Engine) Dial(id int, user string, rooms []string, timeout time.Duration
 
 // greet connects as user (control, if not nil, runs on the socket before
 // it connects), upgrades, reads welcome and the inbox's joined frame, and
-// joins rooms one by one, reading each joined reply. It returns the
-// blocking socket with its deadline cleared and the reader holding any
-// bytes read past the last joined frame.
+// joins rooms one by one, reading each joined reply (another protocol: runs
+// its setup). It returns the blocking socket with its deadline cleared and
+// the reader holding any bytes read past the last joined frame.
 func (e *Engine) greet(user string, rooms []string, timeout time.Duration, control func(network, address string, rc syscall.RawConn) error) (net.Conn, *bufio.Reader, *Greeting, error) {
 	start := time.Now()
 	d := net.Dialer{Timeout: timeout, Control: control}
@@ -168,7 +171,11 @@ func (e *Engine) greet(user string, rooms []string, timeout time.Duration, contr
 	}
 	var key [16]byte
 	_, _ = rand.Read(key[:])
-	req := "GET /ws?user=" + user + " HTTP/1.1\r\nHost: " + e.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	proto, path := e.proto, e.path
+	if proto == nil {
+		proto, path = ProtoGateway, ProtoGateway.Path
+	}
+	req := "GET " + path + proto.query(user) + " HTTP/1.1\r\nHost: " + e.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(key[:]) + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		return fail(err)
@@ -205,27 +212,8 @@ func (e *Engine) greet(user string, rooms []string, timeout time.Duration, contr
 			}
 		}
 	}
-	for i := 0; i < 2; i++ {
-		p, err := read()
-		if err != nil {
-			return fail(err)
-		}
-		g.Frames = append(g.Frames, p)
-	}
-	for _, room := range rooms {
-		if _, err := nc.Write(Mask([]byte(`{"type":"join","id":"j","room":"` + room + `"}`))); err != nil {
-			return fail(err)
-		}
-		for {
-			p, err := read()
-			if err != nil {
-				return fail(err)
-			}
-			if bytes.HasPrefix(p, []byte(`{"type":"joined","id":"j"`)) {
-				g.Frames = append(g.Frames, p)
-				break
-			}
-		}
+	if g.Frames, err = proto.setup(nc, read, user, rooms); err != nil {
+		return fail(err)
 	}
 	g.Took = time.Since(start)
 	_ = nc.SetDeadline(time.Time{})
@@ -305,6 +293,9 @@ func (e *Engine) parse(c *Conn, data []byte) {
 		}
 		switch b[0] & 0x0F {
 		case 1:
+			if e.proto != nil && e.proto.ping != nil && c.nc != nil && e.proto.ping(b[h:h+n]) {
+				_, _ = c.nc.Write(e.proto.pingReply)
+			}
 			if e.OnText != nil {
 				e.OnText(c, b[h:h+n])
 			}

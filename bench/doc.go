@@ -11,6 +11,11 @@
 // report.go renders results as Markdown and charts, plan.go turns them into a
 // capacity plan.
 //
+// The same loads run against other servers (proto.go): Centrifugo's JSON
+// protocol, or a plain broadcast server such as gorilla/websocket's chat
+// example or a Node ws server; peers.go sets their results side by side with
+// the gateway's (scripts/bench.sh --peers).
+//
 // The Go benchmarks (fanout_test.go) measure the hub's fan-out in-process,
 // without sockets, so their allocation and batching figures are exact:
 //

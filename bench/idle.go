@@ -66,11 +66,14 @@ type Holder struct {
 // NewHolder starts an idle-connection holder for run id; tag keeps its user
 // names apart from other holders of the same run.
 func NewHolder(t Target, rooms int, id, tag string) (*Holder, error) {
-	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	rooms = max(1, rooms)
+	if err := t.checkRooms(rooms); err != nil {
+		return nil, err
+	}
+	e, err := newEngineFor(t, t.Pollers)
 	if err != nil {
 		return nil, err
 	}
-	rooms = max(1, rooms)
 	return &Holder{
 		e: e, t: t,
 		user: func(i int) string { return "i" + id + tag + "-" + strconv.Itoa(i) },

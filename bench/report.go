@@ -390,6 +390,11 @@ func Table(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	for i := range r.Steps {
+		if b := r.Steps[i].Breakdown; b != nil {
+			fmt.Fprintf(w, "breakdown of %s: %s\n", r.Steps[i].Label, b)
+		}
+	}
+	for i := range r.Steps {
 		if tl := r.Steps[i].Timeline; len(tl) > 0 {
 			fmt.Fprintf(w, "timeline of %s (second: deliveries, p50 / p99 / max ms, kernel TCP MiB, gateway RSS MiB, slow readers open):\n", r.Steps[i].Label)
 			for _, t := range tl {

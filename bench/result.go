@@ -67,6 +67,10 @@ type Step struct {
 	// step: on a shared machine, how much else was running.
 	LoadAvg float64 `json:"loadavg_1m,omitempty"`
 
+	// Breakdown: where the gateway's part of the latency went (fan-out
+	// steps with --metrics).
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
+
 	// Timeline: the deliveries received in each second of the step and
 	// their latency (kept when the load has slow readers).
 	Timeline []TimelineSecond `json:"timeline,omitempty"`

@@ -24,6 +24,14 @@ type Target struct {
 	// --handshake-rate) is tried again after a random wait of up to a
 	// second, as clients do, for up to this long. 0: a refusal fails.
 	RetryBusy time.Duration
+	// Proto is the server's protocol (nil: the gateway's) and Path the
+	// handshake's path ("": the protocol's default). Idle, connect, fanout
+	// and ramp speak any; the other scenarios only the gateway's.
+	Proto *Proto
+	Path  string
+	// Metrics is the gateway's /metrics URL (""; none): each fan-out
+	// step then reads its latency breakdown from it (see Breakdown).
+	Metrics string
 }
 
 // RunID makes room and user names unique per run, so every run starts
@@ -95,7 +103,7 @@ func selfCPU() float64 { return ProcessCPU(os.Getpid()) }
 // Connect opens n connections (each also joins one room) and measures the
 // handshake rate and connect latency.
 func Connect(t Target, n int) (*Result, error) {
-	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	e, err := newEngineFor(t, t.Pollers)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +156,8 @@ type fanLoad struct {
 	// message arriving in the recipient's inbox (the sender's own copy is
 	// seq-checked but not counted).
 	dm bool
+	// proto is the server's protocol; nil and the gateway's are the same.
+	proto *Proto
 
 	delivered, gaps, dups, errs atomic.Int64
 	hmu                         [8]sync.Mutex
@@ -177,11 +187,14 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 	if p.Publishers < 1 || p.Publishers > p.Rooms*p.fast() {
 		return nil, fmt.Errorf("bench: publishers must be 1..rooms*(members-slow)")
 	}
-	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	if err := t.checkRooms(p.Rooms); err != nil {
+		return nil, err
+	}
+	e, err := newEngineFor(t, t.Pollers)
 	if err != nil {
 		return nil, err
 	}
-	f := &fanLoad{p: p, t: t, e: e}
+	f := &fanLoad{p: p, t: t, e: e, proto: t.proto()}
 	f.resetHist()
 	id := RunID()
 	roomOf := func(i int) string { return "f" + id + "-r" + strconv.Itoa(i%p.Rooms) }
@@ -211,7 +224,8 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 	// rooms round-robin.
 	for i := 0; i < p.Publishers; i++ {
 		c := f.conns[i]
-		f.pubs = append(f.pubs, newPublisher(c, `{"type":"send","room":"`+c.Room+`","text":"`, p.Payload))
+		head, tail := f.proto.publish(c.Room)
+		f.pubs = append(f.pubs, newPublisherTail(c, head, tail, p.Payload))
 	}
 	return f, nil
 }
@@ -219,8 +233,13 @@ func newFanLoad(t Target, p FanoutParams) (*fanLoad, error) {
 var msgPrefix = []byte(`{"type":"message","room":"`)
 
 // onText checks one delivery: seq order per member, and latency from the
-// timestamp the publisher put in the text.
+// timestamp the publisher put in the text. Other protocols than the
+// gateway's are scanned by theirs (Proto.scan), without seq checks.
 func (f *fanLoad) onText(c *Conn, p []byte) {
+	if f.proto != nil && f.proto.scan != nil {
+		f.proto.scan(p, c, f)
+		return
+	}
 	if !bytes.HasPrefix(p, msgPrefix) {
 		if bytes.HasPrefix(p, []byte(`{"type":"error"`)) {
 			f.errs.Add(1)
@@ -247,10 +266,20 @@ func (f *fanLoad) onText(c *Conn, p []byte) {
 	if f.dm && bytes.Contains(p, []byte(`"from":"`+c.User+`"`)) {
 		return
 	}
+	ts := int64(-1)
+	if v, ok := field(p, `"text":"b`); ok {
+		ts = int64(v)
+	}
+	f.deliver(c, ts)
+}
+
+// deliver counts a delivery to c and, when it carried its send time ts
+// (not -1), records its latency.
+func (f *fanLoad) deliver(c *Conn, ts int64) {
 	f.delivered.Add(1)
-	if ts, ok := field(p, `"text":"b`); ok {
+	if ts >= 0 {
 		now := time.Now().UnixNano()
-		lat := (now - int64(ts)) / 1000
+		lat := (now - ts) / 1000
 		i := c.ID & 7
 		f.hmu[i].Lock()
 		f.hist[i].Record(lat)
@@ -258,6 +287,9 @@ func (f *fanLoad) onText(c *Conn, p []byte) {
 		f.tl.record(now, lat)
 	}
 }
+
+// failed counts an error reply.
+func (f *fanLoad) failed(*Conn) { f.errs.Add(1) }
 
 // resetHist starts empty latency histograms.
 func (f *fanLoad) resetHist() {
@@ -276,6 +308,13 @@ func (f *fanLoad) run(label string, rate float64) Step {
 	f.dups.Store(0)
 	f.errs.Store(0)
 	f.resetHist()
+	var hist0 map[string]buckets
+	if f.t.Metrics != "" {
+		var err error
+		if hist0, err = scrapeHistograms(f.t.Metrics, breakdownSeries); err != nil {
+			fmt.Fprintf(os.Stderr, "wsbench: no latency breakdown for %s: %v\n", label, err)
+		}
+	}
 	cpu0, gcpu0 := selfCPU(), ProcessCPU(f.t.PID)
 	closed0 := f.e.Closed()
 	start := time.Now()
@@ -336,6 +375,14 @@ func (f *fanLoad) run(label string, rate float64) Step {
 		st.GatewayCPU = ProcessCPU(f.t.PID) - gcpu0
 	}
 	st.Timeline = f.tl.stop()
+	if hist0 != nil {
+		if hist1, err := scrapeHistograms(f.t.Metrics, breakdownSeries); err == nil {
+			st.Breakdown = breakdownOf(hist0, hist1)
+		}
+		if st.Breakdown != nil && sendDur > 0 {
+			st.Breakdown.BenchBusy = st.BenchCPU / sendDur.Seconds() / float64(max(1, f.t.Pollers))
+		}
+	}
 	if f.e.Closed() > closed0 {
 		fmt.Fprintf(os.Stderr, "wsbench: connections ended during %s: %s\n", label, f.e.CloseInfo())
 	}
@@ -389,7 +436,7 @@ func Ramp(t Target, p FanoutParams, rates []float64, bound time.Duration) (*Resu
 // DM runs pairs of users exchanging direct messages at rate messages per
 // second in all.
 func DM(t Target, pairs int, rate float64, payload int, dur, drain time.Duration) (*Result, error) {
-	e, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	e, err := newEngineFor(t, t.Pollers)
 	if err != nil {
 		return nil, err
 	}
@@ -416,8 +463,13 @@ func DM(t Target, pairs int, rate float64, payload int, dur, drain time.Duration
 // newPublisher encodes a publisher's frame once: head, then the text: "b",
 // the send timestamp digits (patched per send), padding to payload bytes.
 func newPublisher(c *Conn, head string, payload int) *publisher {
+	return newPublisherTail(c, head, `"}`, payload)
+}
+
+// newPublisherTail is newPublisher with tail after the text.
+func newPublisherTail(c *Conn, head, tail string, payload int) *publisher {
 	text := "b" + strings.Repeat("0", tsDigits) + strings.Repeat("x", max(0, payload-1-tsDigits))
-	body := head + text + `"}`
+	body := head + text + tail
 	frame := Mask([]byte(body))
 	inPayload := len(head) + 1
 	return &publisher{c: c, frame: frame, tsAt: len(frame) - len(body) + inPayload, keyAt: inPayload}
@@ -432,7 +484,7 @@ func Churn(t Target, p FanoutParams, churn float64, hold time.Duration) (*Result
 		return nil, err
 	}
 	defer f.stop()
-	ce, err := NewEngine(t.Addr, t.Srcs, 1)
+	ce, err := newEngineFor(t, 1)
 	if err != nil {
 		return nil, err
 	}

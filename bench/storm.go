@@ -19,7 +19,7 @@ func Storm(t Target, p FanoutParams, storm, flight int) (*Result, error) {
 		return nil, err
 	}
 	defer f.stop()
-	se, err := NewEngine(t.Addr, t.Srcs, t.Pollers)
+	se, err := newEngineFor(t, t.Pollers)
 	if err != nil {
 		return nil, err
 	}

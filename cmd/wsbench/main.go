@@ -8,9 +8,12 @@
 //	wsbench fanout  --addr ... --pid PID --rooms 1 --members 2000 --rate 200
 //	wsbench fanout  --addr ... --pid PID --rooms 1 --members 2000 --rate 50 --slow 200
 //	wsbench ramp    --addr ... --pid PID --rooms 1 --members 10000 --rates 10,20,50
+//	wsbench fanout  --addr ... --pid PID --proto centrifugo --rooms 100 --members 100 --rate 2000
+//	wsbench fanout  --addr ... --pid PID --proto broadcast --rooms 1 --members 2000 --rate 50
 //	wsbench dm      --addr ... --pid PID --pairs 500 --rate 1000
 //	wsbench churn   --addr ... --pid PID --rooms 10 --members 100 --rate 100 --churn 50
 //	wsbench report  --out DIR RESULT.json...
+//	wsbench peers   --out DIR --versions bin/peers/VERSIONS peers-SERVER-LOAD.json...
 //	wsbench plan    --users 1000000 --rooms-per-user 10 --msgs-per-user-per-min 2 --avg-room-size 50 [--from RESULT.json...]
 package main
 
@@ -44,6 +47,8 @@ func main() {
 		err = runHold(args)
 	case "report":
 		err = runReport(args)
+	case "peers":
+		err = runPeers(args)
 	case "plan":
 		err = runPlan(args)
 	case "soakreport":
@@ -65,7 +70,8 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: wsbench COMMAND [flags]
 
-scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
+scenarios (each takes --addr, --pid, --json and its own flags; -h lists them;
+idle, connect, fanout and ramp also speak other servers' protocols: --proto centrifugo|broadcast):
   idle      ramp to N connections in steps; gateway memory per connection
   connect   handshake rate and connect latency
   fanout    R rooms x M members, P publishers at a total rate; latency, loss, deliveries per CPU-second
@@ -77,6 +83,7 @@ scenarios (each takes --addr, --pid, --json and its own flags; -h lists them):
   hold      internal: one of idle's worker processes (reads counts on stdin)
 results:
   report    write a Markdown summary with charts from result JSON files
+  peers     side-by-side table of the gateway and its peers (scripts/bench.sh --peers)
   plan      capacity plan from measured figures
   soakreport  plot scripts/soak.sh's CSV and judge each series for an upward trend
 `)
@@ -93,6 +100,9 @@ type common struct {
 	commit     string
 	gwFlags    string
 	dialTimout time.Duration
+	proto      string
+	path       string
+	metrics    string
 }
 
 func newCommon(name string) *common {
@@ -106,17 +116,30 @@ func newCommon(name string) *common {
 	c.fs.StringVar(&c.commit, "commit", "", "gateway commit to record (default: this work tree's)")
 	c.fs.StringVar(&c.gwFlags, "gateway-flags", "", "the gateway's flags, to record beside the figures")
 	c.fs.DurationVar(&c.dialTimout, "dial-timeout", 10*time.Second, "per-connection handshake timeout")
+	c.fs.StringVar(&c.proto, "proto", "gateway", "the server's protocol: gateway, centrifugo (its JSON protocol) or broadcast (every text message to every client; one room); other than gateway: idle, connect, fanout and ramp only")
+	c.fs.StringVar(&c.path, "path", "", "the WebSocket endpoint's path (default: /ws; centrifugo: /connection/websocket)")
+	c.fs.StringVar(&c.metrics, "metrics", "", "fanout/ramp: the gateway's /metrics URL (e.g. http://127.0.0.1:8081/metrics); each step then reports where the gateway's latency went")
 	return c
 }
 
-func (c *common) target() bench.Target {
+func (c *common) target() (bench.Target, error) {
 	var srcs []string
 	for _, s := range strings.Split(c.src, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			srcs = append(srcs, s)
 		}
 	}
-	return bench.Target{Addr: c.addr, PID: c.pid, Srcs: srcs, Pollers: c.pollers, DialFlight: c.flight, DialTimeout: c.dialTimout}
+	p, err := bench.ProtoNamed(c.proto)
+	if err != nil {
+		return bench.Target{}, err
+	}
+	return bench.Target{Addr: c.addr, PID: c.pid, Srcs: srcs, Pollers: c.pollers, DialFlight: c.flight, DialTimeout: c.dialTimout,
+		Proto: p, Path: c.path, Metrics: c.metrics}, nil
+}
+
+// protoArgs are the --proto and --path flags to pass on to worker processes.
+func (c *common) protoArgs() []string {
+	return []string{"--proto", c.proto, "--path", c.path}
 }
 
 // numbers parses a comma-separated list with parse.
@@ -159,7 +182,7 @@ func runScenario(name string, args []string) error {
 	slowRcv := fs.Int("slow-rcvbuf", bench.DefaultSlowRcvBuf, "fanout/ramp/churn/storm: SO_RCVBUF of the --slow readers' sockets, in bytes")
 	ignoreLimits := fs.Bool("ignore-limits", false, "fanout/ramp/dm/churn/storm: run even when the node's announced limits (welcome) would close the senders")
 	common := map[string]bool{}
-	for _, n := range []string{"addr", "pid", "src", "pollers", "dial-flight", "json", "commit", "gateway-flags", "dial-timeout"} {
+	for _, n := range []string{"addr", "pid", "src", "pollers", "dial-flight", "json", "commit", "gateway-flags", "dial-timeout", "proto", "path"} {
 		common[n] = true
 	}
 	fs.Usage = scenarioUsage(fs, name, common)
@@ -170,14 +193,30 @@ func runScenario(name string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	t, err := c.target()
+	if err != nil {
+		return err
+	}
+	if t.Proto != bench.ProtoGateway {
+		switch name {
+		case "idle", "connect", "fanout", "ramp":
+		default:
+			return fmt.Errorf("%s speaks only the gateway's protocol (--proto %s: idle, connect, fanout and ramp only)", name, t.Proto.Name)
+		}
+		if t.Proto.OneRoom && !flagGiven(args, "rooms") {
+			*rooms = 1
+		}
+		if t.Proto.OneRoom && *rooms != 1 {
+			return fmt.Errorf("--proto %s has one implicit room: --rooms must be 1 (got %d)", t.Proto.Name, *rooms)
+		}
+	}
 	if *pubs == 0 {
 		*pubs = *rooms
 	}
-	t := c.target()
 	fp := bench.FanoutParams{Rooms: *rooms, Members: *members, Publishers: *pubs, Rate: *rate,
 		Payload: *payload, Duration: *dur, Drain: *drain, Slow: *slow, SlowRcvBuf: *slowRcv,
 		Timeline: *timeline || flagGiven(args, "slow")}
-	if name != "idle" && name != "connect" && !*ignoreLimits {
+	if name != "idle" && name != "connect" && !*ignoreLimits && t.Proto.Limits {
 		l, err := readLimits(c.addr, c.dialTimout)
 		if err != nil {
 			return err
@@ -193,7 +232,6 @@ func runScenario(name string, args []string) error {
 		c.commit = bench.GitCommit(".")
 	}
 	var res *bench.Result
-	var err error
 	switch name {
 	case "idle":
 		var st []int

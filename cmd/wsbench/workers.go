@@ -40,9 +40,10 @@ func connectWorkers(c *common, n, conns int) (*bench.Result, error) {
 	var files []string
 	for w := 0; w < n; w++ {
 		f := filepath.Join(dir, fmt.Sprintf("w%d.json", w))
-		cmd := exec.Command(os.Args[0], "connect", "--workers", "1", "--conns", strconv.Itoa(share(conns, n, w)),
+		args := []string{"connect", "--workers", "1", "--conns", strconv.Itoa(share(conns, n, w)),
 			"--addr", c.addr, "--src", c.src, "--dial-flight", strconv.Itoa(max(1, c.flight/n)),
-			"--dial-timeout", c.dialTimout.String(), "--json", f)
+			"--dial-timeout", c.dialTimout.String(), "--json", f}
+		cmd := exec.Command(os.Args[0], append(args, c.protoArgs()...)...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			return nil, err
@@ -93,10 +94,11 @@ func idleWorkers(c *common, n int, steps []int, rooms int, settle time.Duration)
 		}
 	}()
 	for w := 0; w < n; w++ {
-		cmd := exec.Command(os.Args[0], "hold", "--addr", c.addr, "--src", c.src,
+		args := []string{"hold", "--addr", c.addr, "--src", c.src,
 			"--dial-flight", strconv.Itoa(max(1, c.flight/n)), "--dial-timeout", c.dialTimout.String(),
 			"--pollers", strconv.Itoa(c.pollers), "--rooms", strconv.Itoa(rooms),
-			"--run-id", id, "--tag", "w"+strconv.Itoa(w))
+			"--run-id", id, "--tag", "w" + strconv.Itoa(w)}
+		cmd := exec.Command(os.Args[0], append(args, c.protoArgs()...)...)
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {
@@ -156,7 +158,11 @@ func runHold(args []string) error {
 	if *id == "" {
 		*id = bench.RunID()
 	}
-	h, err := bench.NewHolder(c.target(), *rooms, *id, *tag)
+	t, err := c.target()
+	if err != nil {
+		return err
+	}
+	h, err := bench.NewHolder(t, *rooms, *id, *tag)
 	if err != nil {
 		return err
 	}
