@@ -31,6 +31,8 @@ const (
 	fanDir     = "bench/results/2026-12-02-e809bd8-fanout-"
 	joinTxt    = "bench/results/2026-12-02-bee9ecf-join-latency.txt"
 	slowDir    = "bench/results/2026-12-02-slow-readers/"
+	peersMD    = "bench/results/2026-12-02-b165c36-peers/peers.md"
+	passTxt    = "bench/results/2026-12-02-b165c36-pass.txt"
 )
 
 var allRuns = []string{runE15, run1cf, run56e, runBB2, run263}
@@ -556,6 +558,19 @@ func figures() []figure {
 			one(slowDir+"README.md", match(`back to (\d+) MiB at \d+ s`)),
 			one(slowDir+"README.md", match(`back to \d+ MiB at (\d+) s`)),
 		}},
+		// The side-by-side tables (issue 16): each README row is the row
+		// of the committed peers.md.
+		peerRow("idle, 2,000 → 10,000 connections"),
+		peerRow("fanout 1x2000 at 50 msg/s"),
+		peerRow("fanout 1x2000 at 200 msg/s"),
+		peerRow("fanout 100x100 at 2000 msg/s"),
+		peerRow("ramp 1x10000 at 2, 5, 10, 20, 40, 80 msg/s: the best under p99 50 ms"),
+		peerRows("fanout 1x2000 at 50 msg/s | gatewaymem"),
+		peerRows("fanout 1x2000 at 200 msg/s | gateway "),
+		peerRows("fanout 100x100 at 2000 msg/s | gatewaymem"),
+		{"pass benchmark: split no faster", "measures a pass at %s-%s µs per member", []v{
+			one(passTxt, benchNsPerMember(lower)), one(passTxt, benchNsPerMember(higher)),
+		}},
 		{"slow readers: held before", "a\nnon-reading member held ~%s MiB", []v{
 			one(slowDir+"README.md", match(`closed with 4001 after\s+~([\d.]+) MiB`)),
 		}},
@@ -604,4 +619,55 @@ func TestREADMEFigures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// peerRow is the first row of peers.md whose first cell is label, whole.
+func peerRow(label string) figure {
+	return figure{"peers: " + label, "%s", []func(t *testing.T) string{one(peersMD, match(`(?m)^(\| `+regexp.QuoteMeta(label)+` \|.*)$`))}}
+}
+
+// peerRows is every row of peers.md that starts with prefix (a load and a
+// server: its breakdown rows and pinned rows), each in the README.
+func peerRows(prefix string) figure {
+	return figure{"peers: " + prefix, "%s", []func(t *testing.T) string{func(t *testing.T) string {
+		data := read(t, peersMD)
+		rx := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(prefix) + `.*$`)
+		all := rx.FindAll(data, -1)
+		if len(all) == 0 {
+			t.Fatalf("no row %q in %s", prefix, peersMD)
+		}
+		return string(all[len(all)-1]) // the README quotes the last such row
+	}}}
+}
+
+// benchNsPerMember is the lowest or highest ns/member of a BenchmarkPass
+// output, in µs rounded down or up to a whole number.
+func benchNsPerMember(pick func(a, b float64) float64) func([]byte) (string, error) {
+	rx := regexp.MustCompile(`(\d+) ns/member`)
+	return func(data []byte) (string, error) {
+		ms := rx.FindAllSubmatch(data, -1)
+		if len(ms) == 0 {
+			return "", fmt.Errorf("no ns/member in the output")
+		}
+		v, _ := strconv.ParseFloat(string(ms[0][1]), 64)
+		for _, m := range ms[1:] {
+			x, _ := strconv.ParseFloat(string(m[1]), 64)
+			v = pick(v, x)
+		}
+		return strconv.Itoa(int(v / 1000)), nil
+	}
+}
+
+func lower(a, b float64) float64 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func higher(a, b float64) float64 {
+	if a > b {
+		return a
+	}
+	return b
 }
