@@ -63,6 +63,11 @@ func WriteReport(dir string, results []*Result) error {
 			writeConnect(&b, r)
 		default:
 			writeTraffic(&b, r)
+			for i := range r.Steps {
+				if bd := r.Steps[i].Breakdown; bd != nil {
+					fmt.Fprintf(&b, "Breakdown of %s (the gateway's /metrics): %s.\n\n", r.Steps[i].Label, bd)
+				}
+			}
 			writeTimelines(&b, r)
 			if r.Scenario == "ramp" {
 				writeBest(&b, r)

@@ -198,3 +198,26 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// A step's latency breakdown shows in both the table and the Markdown.
+func TestBreakdownReported(t *testing.T) {
+	r := syntheticResults()[0] // the ramp
+	r.Steps[0].Breakdown = &Breakdown{QueueWait: &Quantiles{Count: 10, P50: 12_300, P99: 45_600}, BenchBusy: 0.5}
+	var buf bytes.Buffer
+	Table(&buf, r)
+	want := "publish -, queue wait 12.3 / 45.6, write offset - ms (p50 / p99); harness busy 50%"
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, buf.String())
+	}
+	dir := t.TempDir()
+	if err := WriteReport(dir, []*Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), want) {
+		t.Errorf("report lacks %q:\n%s", want, md)
+	}
+}
