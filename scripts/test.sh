@@ -28,7 +28,7 @@ go vet ./...
 # Packages whose logic runs without an nbio server run under the race
 # detector; nbio's own accept/poller hand-off trips it, so the
 # end-to-end packages that start a node run without it.
-RACE_PKGS="./codec/... ./gateway/hub/... ./gateway/backend/... ./gateway/history/... ./gateway/limit/... ./gateway/auth/... ./gateway/metrics/... ./gateway/cluster/... ./bench/... ./internal/..."
+RACE_PKGS="./codec/... ./gateway/hub/... ./gateway/backend/... ./gateway/history/... ./gateway/limit/... ./gateway/auth/... ./gateway/metrics/... ./gateway/cluster/... ./gateway/hook/... ./bench/... ./internal/..."
 echo "== go test -race $RACE_PKGS"
 go test -race -count=1 $RACE_PKGS
 
