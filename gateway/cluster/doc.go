@@ -23,7 +23,10 @@
 // pipelined; it runs the callbacks of Publish, Range and the presence
 // calls), subscriber (reads the subscription, delivers into the hub in
 // seq order, and runs Subscribe's callbacks) and presenceLoop (refreshes
-// and sweeps presence entries). go-redis runs its own for its pools.
+// and sweeps presence entries). go-redis runs its own for its pools. With
+// message hooks on, a HookSource (hooksource.go) adds one that holds the
+// cluster's notifier lease; the hook package's sender calls its reads,
+// which block on Redis, from its own goroutine.
 //
 // # Locks
 //
