@@ -7,7 +7,10 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/chatgw/gateway/gateway/hook"
 )
 
 // Config is a node's configuration. The zero value is not usable; start
@@ -56,6 +59,13 @@ type Config struct {
 	HistorySweep     time.Duration // durable store: retention runs this often
 	PresenceRefresh  time.Duration // cluster mode: presence entries refreshed this often, expiring after 3x
 
+	// Hooks to the application (docs/hooks.md, package hook).
+	HookURL     string        // base URL: POST HookURL/<event> ("" = hooks off)
+	HookEvents  string        // comma-separated events, read by hook.ParseEvents ("" = message)
+	HookTimeout time.Duration // bounds one hook call, answer included
+	HookSecret  string        // signs every hook body (X-Gateway-Signature) when set
+	HookFail    string        // a decision whose call failed: "closed" (unavailable) or "open" (allowed)
+
 	Version string // build version and commit, reported by /api/stats
 
 	Logger *slog.Logger
@@ -94,6 +104,9 @@ func DefaultConfig() Config {
 		HistorySync:        "always",
 		HistorySyncEvery:   100 * time.Millisecond,
 		HistorySweep:       time.Minute,
+		HookEvents:         "message",
+		HookTimeout:        hook.DefaultTimeout,
+		HookFail:           "closed",
 	}
 }
 
@@ -150,6 +163,28 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --data-dir and --redis-url: in cluster mode Redis keeps the history; set --data-dir=\"\"")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return fmt.Errorf("gateway: --tls-cert and --tls-key go together")
+	}
+	return c.validateHooks()
+}
+
+// validateHooks checks the --hook-* settings. Their values are checked even
+// with no --hook-url, so that a typo does not wait for the day the URL is
+// set to be found.
+func (c *Config) validateHooks() error {
+	_, err := hook.ParseEvents(c.HookEvents)
+	switch {
+	case err != nil:
+		return fmt.Errorf("gateway: --hook-events %q: %s", c.HookEvents, strings.TrimPrefix(err.Error(), "hook: "))
+	case c.HookTimeout <= 0:
+		return fmt.Errorf("gateway: --hook-timeout %v must be positive", c.HookTimeout)
+	case c.HookFail != "closed" && c.HookFail != "open":
+		return fmt.Errorf("gateway: --hook-fail %q: want closed or open", c.HookFail)
+	case c.HookURL == "":
+		return nil
+	}
+	hc := hook.Config{URL: c.HookURL}
+	if err := hc.Validate(); err != nil {
+		return fmt.Errorf("gateway: --hook-url: %s", strings.TrimPrefix(err.Error(), "hook: "))
 	}
 	return nil
 }

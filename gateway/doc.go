@@ -14,6 +14,9 @@
 //     backend; order.go keeps a connection's requests in order when one
 //     waits for the backend; expiry.go closes connections whose token ran
 //     out.
+//   - hooks.go wires the application's hooks (package hook, docs/hooks.md):
+//     join and publish decisions, message, presence and disconnect
+//     notifications, and the history the message notifier reads.
 //   - closecode.go names every close code; drain.go shuts down gracefully;
 //     log.go rate-limits log lines.
 //
@@ -36,7 +39,9 @@
 //   - the hub's fan-out workers (package hub);
 //   - the backend's own: the memory store's sweeper, or the cluster's
 //     health, publisher, subscriber and presence goroutines (package
-//     cluster).
+//     cluster);
+//   - with --hook-url, the hooks' decision workers and one sender per
+//     notification event (package hook).
 //
 // # Callbacks off nbio's handlers
 //
@@ -47,7 +52,8 @@
 // it, and a request that waits (join, history, presence) holds the
 // connection's later frames until its reply is written; they are then
 // handled on the goroutine that wrote it (order.go). Nothing a backend
-// calls back may block.
+// calls back may block. The same holds for the application's join and
+// publish decisions, answered on a hook worker goroutine.
 //
 // # Locks
 //

@@ -5,12 +5,15 @@ import (
 
 	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway/history"
+	"github.com/chatgw/gateway/gateway/hook"
 	"github.com/chatgw/gateway/gateway/hub"
 )
 
 // A join, in steps that each may wait on the backend (in cluster mode:
 // Redis), none of them on nbio's handler goroutine or under a room's lock:
 //
+//  0. With the join hook on, the application's decision (joinDecided,
+//     hooks.go): a refusal ends the join with its error.
 //  1. Subscribe: the node will receive every message of the room stored
 //     from now on.
 //  2. hub.JoinBegin: the connection is a pending member (see package hub).
@@ -62,6 +65,14 @@ func (ss *session) join(req *codec.Request) {
 	}
 	ss.c.OweLater()
 	ss.wait()
+	// The application decides joins of rooms, not of the user's own
+	// inbox (joined at connect), nor a rejoin, which only reads history
+	// again in a room it was let into.
+	if ss.srv.hooks.Enabled(hook.EventJoin) && !inbox && !ss.c.IsMember(jn.room) {
+		ss.srv.hooks.Decide(hook.EventJoin, hook.JoinRequest{Node: ss.srv.cfg.NodeID, User: ss.c.User,
+			Conn: ss.id(), Room: jn.room}, jn.joinDecided)
+		return
+	}
 	ss.srv.backend.Subscribe(jn.room, jn.subscribed)
 }
 

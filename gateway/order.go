@@ -10,7 +10,10 @@ import "sync"
 // waits marks the connection waiting, and the frames that arrive meanwhile
 // are held, copied, and handled in order once its reply is written, on
 // whichever goroutine writes it. Sends and DMs do not wait: their acks may
-// come after later replies (docs/protocol.md, "Ordering and delivery").
+// come after later replies (docs/protocol.md, "Ordering and delivery");
+// only while the application's publish hook decides about one does it wait
+// (hooks.go), so that the connection's messages are stored in its order.
+// Join decisions wait as joins do.
 // Held bytes stay counted in session.inbound until handled, so the
 // inbound cap (frameGuard) bounds them.
 

@@ -14,11 +14,19 @@ const presenceListMax = 1000
 // backend records the user whatever the room's size (presence lists count
 // every member) and has the last word: no event when the user is online in
 // the room through another node, or when the room's entries across nodes
-// pass the cap.
+// pass the cap. The presence hook is told of every change the backend
+// records, whatever the room's size.
 func (s *Server) announce(room, user string, online bool, exclude *hub.Client, event bool) {
 	max := s.hub.PresenceMaxMembers()
 	done := func(elsewhere bool, entries int) {
-		if event && !elsewhere && entries <= max {
+		if elsewhere {
+			return
+		}
+		// The application hears of every room: the cap spares a big
+		// room's members a storm of events, and a hook gets one event
+		// per change, batched.
+		s.notifyPresence(room, user, online)
+		if event && entries <= max {
 			s.broadcastPresence(room, user, online, exclude)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway/backend"
 	"github.com/chatgw/gateway/gateway/history"
+	"github.com/chatgw/gateway/gateway/hook"
 )
 
 // Publishing: a member's send and dm, and the path every message takes
@@ -14,7 +15,9 @@ import (
 // seq and fans it out. Acks come back through the backend: at once on a
 // node alone, from Redis's round trip in cluster mode; they are replies
 // owed (hub.Client.OweLater) but do not hold the connection's later
-// requests back (order.go).
+// requests back (order.go), except while the application's publish hook
+// decides about a message (askPublish, hooks.go): then the connection's
+// later frames wait, so that its messages are stored in request order.
 
 // checkBody validates a send or dm body: text (a string) or data (any JSON
 // value but null), at least one.
@@ -40,8 +43,17 @@ func (ss *session) send(req *codec.Request) {
 	}
 	ss.c.OweLater() // repaid by ackOrFail, which may run on another goroutine
 	m := &codec.Message{Room: req.Room, From: ss.c.User, Text: req.Text, Data: req.Data}
-	id := req.ID
-	ss.srv.publish(req.Room, ss.c.User, req.Key, m, func(ack backend.Ack, err error) { ss.ackOrFail(id, ack, err) })
+	id, key := req.ID, req.Key
+	if ss.srv.hooks.Enabled(hook.EventPublish) {
+		ss.askPublish(id, "", m, func() { ss.publishSend(id, key, m) })
+		return
+	}
+	ss.publishSend(id, key, m)
+}
+
+// publishSend hands a send's message to the backend; ackOrFail answers.
+func (ss *session) publishSend(id, key string, m *codec.Message) {
+	ss.srv.publish(m.Room, ss.c.User, key, m, func(ack backend.Ack, err error) { ss.ackOrFail(id, ack, err) })
 }
 
 func (ss *session) dm(req *codec.Request) {
@@ -54,8 +66,19 @@ func (ss *session) dm(req *codec.Request) {
 	}
 	ss.c.OweLater() // repaid by ackOrFail, which may run on another goroutine
 	to := &codec.Message{From: ss.c.User, To: req.To, Text: req.Text, Data: req.Data, Room: codec.Inbox(req.To)}
-	id, self := req.ID, req.To == ss.c.User
-	ss.srv.publish(to.Room, ss.c.User, req.Key, to, func(ack backend.Ack, err error) {
+	id, key := req.ID, req.Key
+	if ss.srv.hooks.Enabled(hook.EventPublish) {
+		ss.askPublish(id, req.To, to, func() { ss.publishDM(id, key, to) })
+		return
+	}
+	ss.publishDM(id, key, to)
+}
+
+// publishDM hands a DM to the backend, in the recipient's inbox, then a
+// copy in the sender's; ackOrFail answers.
+func (ss *session) publishDM(id, key string, to *codec.Message) {
+	self := to.To == ss.c.User
+	ss.srv.publish(to.Room, ss.c.User, key, to, func(ack backend.Ack, err error) {
 		if err != nil || ack.Dup || self {
 			ss.ackOrFail(id, ack, err)
 			return
@@ -82,6 +105,9 @@ func (s *Server) publish(room, user, key string, m *codec.Message, done func(bac
 		if err == nil && !a.Dup {
 			s.published.Add(1)
 			s.m.Published(time.Since(start))
+			// Stored, and readable by Range: the message notifier may
+			// read it (a repeated key stored nothing new).
+			s.hooks.Stored(room, a.Seq)
 		}
 		done(a, err)
 	})

@@ -29,6 +29,7 @@ import (
 	"github.com/chatgw/gateway/gateway/backend"
 	"github.com/chatgw/gateway/gateway/cluster"
 	"github.com/chatgw/gateway/gateway/history"
+	"github.com/chatgw/gateway/gateway/hook"
 	"github.com/chatgw/gateway/gateway/hub"
 	"github.com/chatgw/gateway/gateway/metrics"
 	"github.com/chatgw/gateway/web"
@@ -47,7 +48,12 @@ type Server struct {
 	log     *slog.Logger
 	hub     *hub.Hub
 	backend backend.Backend // where rooms live: this node's memory, or Redis
-	m       *metrics.Metrics
+	hooks   *hook.Hooks     // the application's hooks; nil without --hook-url
+	// connectSlots bounds the handshakes waiting for a connect decision
+	// (decideConnect).
+	connectSlots chan struct{}
+	hookSource   io.Closer // cluster mode's message source (its lease), closed after the hooks
+	m            *metrics.Metrics
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -124,6 +130,8 @@ func New(cfg Config) (*Server, error) {
 		Budget:             cfg.FanoutBudget,
 		Observer:           s.m.Observer(),
 	})
+	var store history.Store // a node alone's, for message notifications
+	var disk *history.Disk
 	if cfg.RedisURL != "" {
 		redis.SetLogger(redisLogger{s.log})
 		n, err := cluster.Open(cfg.RedisURL, cluster.Config{
@@ -140,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 		s.m.Node(s.hub, nil)
 	} else if cfg.DataDir != "" {
 		mode, _ := history.ParseSyncMode(cfg.HistorySync) // Validate checked it
-		disk, err := history.OpenDisk(history.DiskConfig{
+		d, err := history.OpenDisk(history.DiskConfig{
 			Dir: cfg.DataDir, Sync: mode, SyncEvery: cfg.HistorySyncEvery,
 			MaxAge: cfg.HistoryRetention, MaxCount: cfg.HistoryKeep, MaxDisk: cfg.HistoryMaxDisk,
 			SweepEvery: cfg.HistorySweep,
@@ -149,9 +157,10 @@ func New(cfg Config) (*Server, error) {
 			s.hub.Stop()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
-		s.backend = backend.NewMemory(s.hub, disk)
+		store, disk = d, d
+		s.backend = backend.NewMemory(s.hub, d)
 		s.m.Node(s.hub, nil) // no cheap count of what the disk holds
-		s.m.Disk(disk)
+		s.m.Disk(d)
 	} else {
 		mem := history.NewMemoryWith(history.MemoryConfig{
 			Size: cfg.HistorySize, MaxBytes: cfg.HistoryMaxBytes, TTL: cfg.HistoryTTL,
@@ -159,6 +168,7 @@ func New(cfg Config) (*Server, error) {
 			// live member ever sees its seq restart.
 			IfIdle: func(room string, drop func()) bool { return s.hub.IfIdle(room, drop) },
 		})
+		store = mem
 		s.backend = backend.NewMemory(s.hub, mem)
 		s.m.Node(s.hub, func() float64 { return float64(mem.Messages()) })
 		s.m.History(mem)
@@ -177,6 +187,16 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// Last: the hooks start goroutines, which nothing above may leave
+	// behind by failing.
+	h, err := s.newHooks(store, disk)
+	if err != nil {
+		s.hub.Stop()
+		_ = s.backend.Close()
+		return nil, err
+	}
+	s.hooks = h
+	s.connectSlots = make(chan struct{}, maxConnectDecisions)
 	return s, nil
 }
 
@@ -378,6 +398,13 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
+	// No client publishes any more (an API call still running only marks
+	// a room, which the durable store lists at the next start): the hooks
+	// make their last notifications from the store, which closes after.
+	s.hooks.Close()
+	if s.hookSource != nil {
+		_ = s.hookSource.Close() // releases the notifier lease; uses the node's Redis client
+	}
 	_ = s.backend.Close()
 	return err
 }
@@ -420,6 +447,7 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	s.expiries.set(sess, 0)
 	code := sess.c.CloseCode()
 	s.m.Closed(code)
+	s.notifyDisconnect(sess, code)
 	if code != closeNormal && code != closeGoingAway {
 		// At most one line per connection that ended for a reason worth
 		// knowing, never one per message, and rate-limited as a whole.
@@ -475,6 +503,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		refuse(status, label, reason)
 		return
+	}
+	if s.hooks.Enabled(hook.EventConnect) {
+		var status int
+		var reason string
+		if user, ident, status, reason = s.decideConnect(r, user, ident, ip); status != 0 {
+			refuse(status, "hook", reason)
+			return
+		}
 	}
 	if !s.admit.admit() {
 		refuse(http.StatusServiceUnavailable, "max_conns", "node is at its connection cap")

@@ -100,8 +100,11 @@ func flagText(v any) (string, error) {
 	return "", fmt.Errorf("unsupported value %v", v)
 }
 
-// secretFlags are left out of --print-config's output.
-var secretFlags = map[string]bool{"jwt-secret": true, "api-key": true, "redis-url": true}
+// secretFlags are left out of --print-config's output. The URLs are among
+// them because they may carry credentials (user:pass@, a token in the
+// query).
+var secretFlags = map[string]bool{"jwt-secret": true, "api-key": true, "redis-url": true,
+	"hook-secret": true, "hook-url": true}
 
 // printConfig writes the effective configuration, every flag with its
 // value, as a config file that --config reads back to the same settings

@@ -38,7 +38,7 @@ var errorCodes = []string{"bad_request", "unknown_type", "unauthorized", "forbid
 
 // Handshake refusal reasons, gateway_handshakes_refused_total{reason}.
 var refuseReasons = []string{"draining", "origin", "unauthorized", "bad_request", "max_conns",
-	"max_conns_per_ip", "handshake_rate", "upgrade", "timeout", "header_too_large"}
+	"max_conns_per_ip", "handshake_rate", "upgrade", "timeout", "header_too_large", "hook"}
 
 // Metrics is one node's instrumentation. The zero value is not usable; a
 // nil *Metrics is, and counts nothing.
