@@ -36,6 +36,8 @@ go test -race -count=1 $RACE_PKGS
 # those tests skip there): run them plain.
 echo "== go test (allocation counts, no -race)"
 go test -count=1 -run 'Allocs$' ./codec ./bench
+echo "== go test (the harness's protocols over a socket: nbio's event loop, no -race)"
+go test -count=1 -run 'OverASocket' ./bench
 
 echo "== go test (end-to-end over real sockets)"
 go test -count=1 -timeout 8m ./gateway/ ./cmd/... ./web/... ./chaos/...
