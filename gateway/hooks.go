@@ -72,7 +72,6 @@ type hookSource struct {
 	cursors map[string]roomCursor
 	pruneAt int               // prune the cursors of rooms dropped when there are this many
 	read    map[string]string // room -> epoch of the messages Range last returned, until SetCursor
-	epochs  epochReader       // the store, noting the epoch of what it read
 }
 
 // roomCursor is a memory-store cursor: the last seq notified and the
@@ -87,21 +86,7 @@ const minPrune = 1024
 
 func newHookSource(store history.Store, disk *history.Disk) *hookSource {
 	return &hookSource{store: store, disk: disk, cursors: map[string]roomCursor{},
-		read: map[string]string{}, pruneAt: minPrune, epochs: epochReader{Store: store}}
-}
-
-// epochReader is a history store whose Range notes the epoch of the page.
-type epochReader struct {
-	history.Store
-	epoch string
-}
-
-func (e *epochReader) Range(room string, after, before uint64, limit int) (history.Page, error) {
-	p, err := e.Store.Range(room, after, before, limit)
-	if err == nil {
-		e.epoch = p.Epoch
-	}
-	return p, err
+		read: map[string]string{}, pruneAt: minPrune}
 }
 
 // Range implements hook.Source.
@@ -109,13 +94,12 @@ func (hs *hookSource) Range(room string, after uint64, limit int) ([]hook.Messag
 	if hs.disk != nil {
 		return hook.HistoryRange(hs.store, room, after, limit)
 	}
-	hs.epochs.epoch = ""
-	msgs, err := hook.HistoryRange(&hs.epochs, room, after, limit)
+	msgs, epoch, err := hook.HistoryRangeEpoch(hs.store, room, after, limit)
 	if err == nil && len(msgs) > 0 {
 		// SetCursor saves the seq in the epoch of the messages it names,
 		// not the room's epoch by then: a room dropped and started over
 		// while the batch was retried must not have its new seqs skipped.
-		hs.read[room] = hs.epochs.epoch
+		hs.read[room] = epoch
 	}
 	return msgs, err
 }

@@ -117,8 +117,7 @@ type HookSource struct {
 	seen  atomic.Pointer[string] // the term Leader last reported true for
 
 	// The sender's goroutine only.
-	epochs epochNoter
-	read   map[string]string // room -> epoch of what Range last returned, until SetCursor
+	read map[string]string // room -> epoch of what Range last returned, until SetCursor
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -141,7 +140,7 @@ func NewHookSource(n *Node, opt HookOptions) *HookSource {
 	opt.Lease = max(opt.Lease, minHookLease)
 	s := &HookSource{
 		c: n.cfg.Client, store: n.store, log: n.log, node: n.cfg.NodeID, ttl: opt.Lease,
-		base: time.Now(), epochs: epochNoter{Store: n.store}, read: map[string]string{},
+		base: time.Now(), read: map[string]string{},
 		stop: make(chan struct{}),
 	}
 	s.wg.Add(1)
@@ -254,33 +253,16 @@ func (s *HookSource) Close() error {
 	return s.closeErr
 }
 
-// epochNoter is a history store whose Range notes the epoch of the page it
-// read: the epoch of the messages hook.HistoryRange returns, since its last
-// Range is the one they come from.
-type epochNoter struct {
-	history.Store
-	epoch string
-}
-
-func (e *epochNoter) Range(room string, after, before uint64, limit int) (history.Page, error) {
-	p, err := e.Store.Range(room, after, before, limit)
-	if err == nil {
-		e.epoch = p.Epoch
-	}
-	return p, err
-}
-
 // Range implements hook.Source over the node's history.Redis, in the
 // calling goroutine (not through the node's publisher queue: the
 // notifier may wait for Redis, a chat path may not).
 func (s *HookSource) Range(room string, after uint64, limit int) ([]hook.Message, error) {
-	s.epochs.epoch = ""
-	msgs, err := hook.HistoryRange(&s.epochs, room, after, limit)
+	msgs, epoch, err := hook.HistoryRangeEpoch(s.store, room, after, limit)
 	if err == nil && len(msgs) > 0 {
 		// SetCursor saves the seq in the epoch of the messages it names,
 		// not the room's epoch by then: a room lost and started over while
 		// the batch was retried must not have its new seqs skipped.
-		s.read[room] = s.epochs.epoch
+		s.read[room] = epoch
 	}
 	return msgs, err
 }

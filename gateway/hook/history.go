@@ -78,3 +78,28 @@ func window(after uint64, limit int) uint64 {
 	}
 	return after + uint64(limit) + 1
 }
+
+// HistoryRangeEpoch is HistoryRange that also returns the epoch of the
+// room's history the messages were read from, for a Source that saves a
+// cursor in the epoch of what it notified: a room lost and started over
+// while a batch was retried must not have its new seqs skipped.
+func HistoryRangeEpoch(st history.Store, room string, after uint64, limit int) ([]Message, string, error) {
+	e := &epochNoter{Store: st}
+	msgs, err := HistoryRange(e, room, after, limit)
+	return msgs, e.epoch, err
+}
+
+// epochNoter is a store whose Range notes the epoch of the page it read;
+// HistoryRange's last Range is the one its messages come from.
+type epochNoter struct {
+	history.Store
+	epoch string
+}
+
+func (e *epochNoter) Range(room string, after, before uint64, limit int) (history.Page, error) {
+	p, err := e.Store.Range(room, after, before, limit)
+	if err == nil {
+		e.epoch = p.Epoch
+	}
+	return p, err
+}
