@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -180,36 +181,16 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Events == 0 {
-		c.Events = d.Events
-	}
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.Workers == 0 {
-		c.Workers = d.Workers
-	}
-	if c.DecideQueue == 0 {
-		c.DecideQueue = d.DecideQueue
-	}
-	if c.BatchMax == 0 {
-		c.BatchMax = d.BatchMax
-	}
-	if c.BatchWait == 0 {
-		c.BatchWait = d.BatchWait
-	}
-	if c.NotifyQueue == 0 {
-		c.NotifyQueue = d.NotifyQueue
-	}
-	if c.RetryMin == 0 {
-		c.RetryMin = d.RetryMin
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = d.RetryMax
-	}
-	if c.FlushTimeout == 0 {
-		c.FlushTimeout = d.FlushTimeout
-	}
+	c.Events = cmp.Or(c.Events, d.Events)
+	c.Timeout = cmp.Or(c.Timeout, d.Timeout)
+	c.Workers = cmp.Or(c.Workers, d.Workers)
+	c.DecideQueue = cmp.Or(c.DecideQueue, d.DecideQueue)
+	c.BatchMax = cmp.Or(c.BatchMax, d.BatchMax)
+	c.BatchWait = cmp.Or(c.BatchWait, d.BatchWait)
+	c.NotifyQueue = cmp.Or(c.NotifyQueue, d.NotifyQueue)
+	c.RetryMin = cmp.Or(c.RetryMin, d.RetryMin)
+	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
+	c.FlushTimeout = cmp.Or(c.FlushTimeout, d.FlushTimeout)
 	return c
 }
 
