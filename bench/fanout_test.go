@@ -95,14 +95,7 @@ func newFanout(b testing.TB, members int, obs hub.Observer) *fanout {
 			b.Fatal(err)
 		}
 	}
-	f.store = func() ([]byte, uint64, bool) {
-		f.seq++
-		fr := codec.NewFrame()
-		fr.B = codec.AppendMessage(fr.B, &codec.Message{Room: room, Seq: f.seq, TS: 1763779200123, From: "alice", Text: &text})
-		out := fr.Owned()
-		fr.Release()
-		return out, f.seq, true
-	}
+	f.store = f.next
 	// One message outside the timing: warms the pools and the worker's
 	// reusable buffers, and checks the frame size.
 	f.round(b, 1)
@@ -113,6 +106,17 @@ func newFanout(b testing.TB, members int, obs hub.Observer) *fanout {
 		b.Fatalf("message frame is %d bytes, want about 100", l)
 	}
 	return f
+}
+
+// next stores the room's next message: its frame, encoded once as the
+// gateway does, and its seq.
+func (f *fanout) next() ([]byte, uint64, bool) {
+	f.seq++
+	fr := codec.NewFrame()
+	fr.B = codec.AppendMessage(fr.B, &codec.Message{Room: room, Seq: f.seq, TS: 1763779200123, From: "alice", Text: &text})
+	out := fr.Owned()
+	fr.Release()
+	return out, f.seq, true
 }
 
 func (f *fanout) frameSample() []byte {

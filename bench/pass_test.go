@@ -22,7 +22,6 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway/hub"
 )
 
@@ -63,14 +62,7 @@ func newPassRoom(b *testing.B, members int, cfg hub.Config) *passRoom {
 			b.Fatal(err)
 		}
 	}
-	p.store = func() ([]byte, uint64, bool) {
-		p.seq++
-		fr := codec.NewFrame()
-		fr.B = codec.AppendMessage(fr.B, &codec.Message{Room: room, Seq: p.seq, TS: 1763779200123, From: "alice", Text: &text})
-		out := fr.Owned()
-		fr.Release()
-		return out, p.seq, true
-	}
+	p.store = p.next
 	p.pass() // warm up, outside the timing
 	return p
 }
