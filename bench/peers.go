@@ -161,7 +161,7 @@ func PeersMarkdown(runs []PeerRun, versions string) string {
 	if oneRoom {
 		b.WriteString("¹ A broadcast server has one room that every connection is in: loads of several rooms do not apply.\n")
 	}
-	writeBreakdowns(&b, runs, servers, traffic, loadResult)
+	writeBreakdowns(&b, byKey, servers, traffic, loadResult)
 	writePinned(&b, pinned)
 	return b.String()
 }
@@ -170,34 +170,34 @@ func PeersMarkdown(runs []PeerRun, versions string) string {
 // pinned to separate cores (taskset): such runs get a table of their own.
 const PinnedSuffix = "-pinned"
 
-// writeBreakdowns adds, for each gateway run with a latency breakdown,
-// where its time went and how busy the harness was.
-func writeBreakdowns(b *strings.Builder, runs []PeerRun, servers, traffic []string, loadResult map[string]*Result) {
+// writeBreakdowns adds, for each gateway run with a latency breakdown (byKey:
+// a run by server and load), where its time went and how busy the harness was.
+func writeBreakdowns(b *strings.Builder, byKey map[[2]string]*Result, servers, traffic []string, loadResult map[string]*Result) {
+	ms := func(p50, p99 float64) string { return fmtFixed(p50/1000, 1) + " / " + fmtFixed(p99/1000, 1) }
+	q := func(x *Quantiles) string {
+		if x == nil {
+			return "—"
+		}
+		return ms(x.P50, x.P99)
+	}
 	var rows [][]string
 	for _, l := range traffic {
 		for _, s := range servers {
-			for _, r := range runs {
-				if r.Server != s || r.Load != l {
-					continue
-				}
-				st := peerStep(r.Result)
-				if st == nil || st.Breakdown == nil {
-					continue
-				}
-				bd := st.Breakdown
-				q := func(x *Quantiles) string {
-					if x == nil {
-						return "—"
-					}
-					return fmtFixed(x.P50/1000, 1) + " / " + fmtFixed(x.P99/1000, 1)
-				}
-				total := "—"
-				if st.Latency != nil {
-					total = fmtFixed(st.Latency.P50/1000, 1) + " / " + fmtFixed(st.Latency.P99/1000, 1)
-				}
-				rows = append(rows, []string{peerLoadLabel(loadResult[l]), s, q(bd.Publish), q(bd.QueueWait), q(bd.WriteOffset), total,
-					fmtFixed(100*bd.BenchBusy, 0) + "%"})
+			r := byKey[[2]string{s, l}]
+			if r == nil {
+				continue
 			}
+			st := peerStep(r)
+			if st == nil || st.Breakdown == nil {
+				continue
+			}
+			bd := st.Breakdown
+			total := "—"
+			if st.Latency != nil {
+				total = ms(st.Latency.P50, st.Latency.P99)
+			}
+			rows = append(rows, []string{peerLoadLabel(loadResult[l]), s, q(bd.Publish), q(bd.QueueWait), q(bd.WriteOffset), total,
+				fmtFixed(100*bd.BenchBusy, 0) + "%"})
 		}
 	}
 	if len(rows) == 0 {
