@@ -126,17 +126,23 @@ func PongFrame(payload string) []byte {
 	return append(b, payload...)
 }
 
+// Truncate cuts s to at most n bytes at a rune boundary, so that valid
+// UTF-8 stays valid.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // CloseFrame returns a close frame with code and reason (truncated to fit
 // the 125-byte control frame limit, at a rune boundary: the reason must stay
 // valid UTF-8, RFC 6455 5.5.1).
 func CloseFrame(code int, reason string) []byte {
-	if len(reason) > 123 {
-		n := 123
-		for n > 0 && !utf8.RuneStart(reason[n]) {
-			n--
-		}
-		reason = reason[:n]
-	}
+	reason = Truncate(reason, 123)
 	b := make([]byte, 4, 4+len(reason))
 	b[0] = 0x88
 	b[1] = byte(2 + len(reason))

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/goccy/go-json"
 
@@ -174,17 +173,9 @@ func (hs *hookSource) Pending() ([]string, error) {
 const maxHookReason = 256
 
 // hookReason is the application's deny reason as a client is shown it:
-// valid UTF-8, at most n bytes, cut at a character.
-func hookReason(reason string, n int) string {
-	reason = strings.ToValidUTF8(reason, "\uFFFD")
-	if len(reason) <= n {
-		return reason
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut]
+// valid UTF-8, at most maxHookReason bytes, cut at a character.
+func hookReason(reason string) string {
+	return codec.Truncate(strings.ToValidUTF8(reason, "\uFFFD"), maxHookReason)
 }
 
 // joinDecided is a join's answer from the application: on Allow the join
@@ -195,7 +186,7 @@ func (jn *joining) joinDecided(d hook.Decision) {
 	case hook.Allow:
 		jn.ss.srv.backend.Subscribe(jn.room, jn.subscribed)
 	case hook.Deny:
-		jn.end(codeForbidden, hookReason(d.Reason, maxHookReason))
+		jn.end(codeForbidden, hookReason(d.Reason))
 	default:
 		jn.end(codeUnavailable, "the application could not be asked about this join; retry")
 	}
@@ -231,7 +222,7 @@ func (ss *session) askPublish(id, to string, m *codec.Message, publish func()) {
 		code, msg := "", ""
 		switch d.Verdict {
 		case hook.Deny:
-			code, msg = codeForbidden, hookReason(d.Reason, maxHookReason)
+			code, msg = codeForbidden, hookReason(d.Reason)
 		case hook.Unavailable:
 			code, msg = codeUnavailable, "the application could not be asked about this message; retry with the same key"
 		default:
@@ -338,7 +329,7 @@ func (s *Server) decideConnect(r *http.Request, user string, ident *auth.Identit
 	s.hookFailed(hook.EventConnect, d)
 	switch d.Verdict {
 	case hook.Deny:
-		return "", nil, http.StatusForbidden, hookReason(d.Reason, maxHookReason)
+		return "", nil, http.StatusForbidden, hookReason(d.Reason)
 	case hook.Unavailable:
 		return "", nil, http.StatusServiceUnavailable, "the application could not be asked about this connection; retry with backoff"
 	}
