@@ -45,8 +45,10 @@ func (s *Server) newHooks(store history.Store, disk *history.Disk) (*hook.Hooks,
 		// finds the rooms other nodes wrote.
 		cs := cluster.NewHookSource(n, cluster.HookOptions{})
 		src, s.hookSource, hc.Rescan = cs, cs, time.Second
+	case disk != nil:
+		src = diskHookSource{disk}
 	case store != nil:
-		src = newHookSource(store, disk)
+		src = newMemHookSource(store)
 	}
 	h, err := hook.New(hc, src, s.m.Registry())
 	if err != nil {
@@ -58,16 +60,24 @@ func (s *Server) newHooks(store history.Store, disk *history.Disk) (*hook.Hooks,
 	return h, nil
 }
 
-// hookSource is hook.Source over a node alone's history store. The hook
-// package calls it from its message sender's goroutine only, one call at a
-// time, so its maps need no lock.
-type hookSource struct {
-	store history.Store
-	disk  *history.Disk // the durable store, which keeps the cursors; nil: the memory store
+// diskHookSource is hook.Source over the durable store, which keeps the
+// cursors in its own file, so notifications resume across restarts.
+type diskHookSource struct{ *history.Disk }
 
-	// The memory store's cursors are kept here, in memory: they resume
-	// notifications across an outage of the application, not across a
-	// restart, which loses the memory history itself.
+func (d diskHookSource) Range(room string, after uint64, limit int) ([]hook.Message, error) {
+	return hook.HistoryRange(d.Disk, room, after, limit)
+}
+
+// Pending: the rooms behind their cursor.
+func (d diskHookSource) Pending() ([]string, error) { return d.Behind() }
+
+// memHookSource is hook.Source over the memory store. The hook package
+// calls it from its message sender's goroutine only, one call at a time,
+// so its maps need no lock. Its cursors are kept here, in memory: they
+// resume notifications across an outage of the application, not across a
+// restart, which loses the memory history itself.
+type memHookSource struct {
+	store   history.Store
 	cursors map[string]roomCursor
 	pruneAt int               // prune the cursors of rooms dropped when there are this many
 	read    map[string]string // room -> epoch of the messages Range last returned, until SetCursor
@@ -83,16 +93,12 @@ type roomCursor struct {
 // minPrune is the fewest memory-store cursors worth a pass over them.
 const minPrune = 1024
 
-func newHookSource(store history.Store, disk *history.Disk) *hookSource {
-	return &hookSource{store: store, disk: disk, cursors: map[string]roomCursor{},
-		read: map[string]string{}, pruneAt: minPrune}
+func newMemHookSource(store history.Store) *memHookSource {
+	return &memHookSource{store: store, cursors: map[string]roomCursor{}, read: map[string]string{}, pruneAt: minPrune}
 }
 
 // Range implements hook.Source.
-func (hs *hookSource) Range(room string, after uint64, limit int) ([]hook.Message, error) {
-	if hs.disk != nil {
-		return hook.HistoryRange(hs.store, room, after, limit)
-	}
+func (hs *memHookSource) Range(room string, after uint64, limit int) ([]hook.Message, error) {
 	msgs, epoch, err := hook.HistoryRangeEpoch(hs.store, room, after, limit)
 	if err == nil && len(msgs) > 0 {
 		// SetCursor saves the seq in the epoch of the messages it names,
@@ -105,10 +111,7 @@ func (hs *hookSource) Range(room string, after uint64, limit int) ([]hook.Messag
 
 // Cursor implements hook.Source: 0 for a room whose history was dropped
 // and started over since the cursor was saved.
-func (hs *hookSource) Cursor(room string) (uint64, error) {
-	if hs.disk != nil {
-		return hs.disk.Cursor(room)
-	}
+func (hs *memHookSource) Cursor(room string) (uint64, error) {
 	c, ok := hs.cursors[room]
 	if !ok {
 		return 0, nil
@@ -125,10 +128,7 @@ func (hs *hookSource) Cursor(room string) (uint64, error) {
 }
 
 // SetCursor implements hook.Source.
-func (hs *hookSource) SetCursor(room string, seq uint64) error {
-	if hs.disk != nil {
-		return hs.disk.SetCursor(room, seq)
-	}
+func (hs *memHookSource) SetCursor(room string, seq uint64) error {
 	epoch, ok := hs.read[room]
 	delete(hs.read, room)
 	if !ok {
@@ -149,7 +149,7 @@ func (hs *hookSource) SetCursor(room string, seq uint64) error {
 // is not the room's any more), so that the map follows the rooms the store
 // holds rather than every room ever notified. Run when the map doubled
 // since the last pass: its cost is spread over the cursors saved.
-func (hs *hookSource) prune() {
+func (hs *memHookSource) prune() {
 	for room, c := range hs.cursors {
 		if p, err := hs.store.Range(room, 0, 0, 0); err == nil && p.Epoch != c.epoch {
 			delete(hs.cursors, room)
@@ -158,15 +158,10 @@ func (hs *hookSource) prune() {
 	hs.pruneAt = max(minPrune, 2*len(hs.cursors))
 }
 
-// Pending implements hook.Source: the durable store lists the rooms behind
-// their cursor. The memory store starts empty with the process, and every
-// message this node stores is reported by Stored: none is behind at start.
-func (hs *hookSource) Pending() ([]string, error) {
-	if hs.disk != nil {
-		return hs.disk.Behind()
-	}
-	return nil, nil
-}
+// Pending implements hook.Source: the memory store starts empty with the
+// process, and every message this node stores is reported by Stored: none
+// is behind at start.
+func (hs *memHookSource) Pending() ([]string, error) { return nil, nil }
 
 // The application's texts go to clients in error frames, whose message is
 // bounded like any the gateway writes.
