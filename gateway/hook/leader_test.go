@@ -1,8 +1,6 @@
 package hook
 
 import (
-	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,73 +17,13 @@ type leaderSource struct {
 
 func (s *leaderSource) Leader() bool { return s.lead.Load() }
 
-// nodeCalls is a message endpoint shared by several nodes, each calling it
-// with ?node=<name>: it keeps every attempt with its node, and answers 500
-// while down.
-type nodeCalls struct {
-	*receiver
-	down     atomic.Bool
-	mu       sync.Mutex
-	attempts []nodeAttempt
-}
-
-type nodeAttempt struct {
-	node string
-	body []byte
-	ok   bool
-}
-
-func newNodeCalls(t *testing.T) *nodeCalls {
-	nc := &nodeCalls{}
-	nc.receiver = newReceiver(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
-		nc.mu.Lock()
-		defer nc.mu.Unlock()
-		ok := !nc.down.Load()
-		nc.attempts = append(nc.attempts, nodeAttempt{r.URL.Query().Get("node"), body, ok})
-		if !ok {
-			w.WriteHeader(500)
-		}
-	})
-	return nc
-}
-
-// count counts the attempts of node (any node: "") that were answered ok
-// (or not).
-func (nc *nodeCalls) count(node string, ok bool) (n int) {
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	for _, a := range nc.attempts {
-		if (node == "" || a.node == node) && a.ok == ok {
-			n++
-		}
-	}
-	return n
-}
-
-// delivered decodes the accepted batches' messages, in order, and the
-// nodes that sent them.
-func (nc *nodeCalls) delivered(t *testing.T) ([]Message, map[string]int) {
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	var out []Message
-	by := map[string]int{}
-	for _, a := range nc.attempts {
-		if a.ok {
-			ms := messages(t, a.body)
-			out = append(out, ms...)
-			by[a.node] += len(ms)
-		}
-	}
-	return out, by
-}
-
 // TestFollowerSendsNothingThenLeads: a node whose Source is not the leader
 // sends nothing, does not list rooms (Pending may cost the shared store a
 // scan) and counts no lag, though Stored is called; once it leads, it reads
 // Pending and sends every message, once, in order. Rescan is off: only the
 // takeover's Pending can find the rooms.
 func TestFollowerSendsNothingThenLeads(t *testing.T) {
-	nc := newNodeCalls(t)
+	nc := newFlaky(t)
 	src := &leaderSource{memSource: newMemSource()}
 	reg := prometheus.NewRegistry()
 	h := start(t, msgConfig(nc.srv.URL+"?node=a", 10), src, reg)
@@ -107,11 +45,11 @@ func TestFollowerSendsNothingThenLeads(t *testing.T) {
 	}
 
 	src.lead.Store(true)
-	eventually(t, 5*time.Second, "every message", func() bool { m, _ := nc.delivered(t); return len(m) >= 17 })
+	eventually(t, 5*time.Second, "every message", func() bool { m, _ := nc.deliveredBy(t); return len(m) >= 17 })
 	// The cursors are saved once the 2xx is read, after the endpoint saw
 	// the batch.
 	eventually(t, 5*time.Second, "the cursors", func() bool { return src.cursor("a") == 12 && src.cursor("b") == 5 })
-	got, _ := nc.delivered(t)
+	got, _ := nc.deliveredBy(t)
 	checkOnceInOrder(t, got, map[string]int{"a": 12, "b": 5})
 }
 
@@ -122,7 +60,7 @@ func TestFollowerSendsNothingThenLeads(t *testing.T) {
 // is back, every message is delivered exactly once; and when the lease
 // comes back, the first node resumes from the cursors the second saved.
 func TestLeaseHandover(t *testing.T) {
-	nc := newNodeCalls(t)
+	nc := newFlaky(t)
 	shared := newMemSource()
 	a := &leaderSource{memSource: shared}
 	b := &leaderSource{memSource: shared}
@@ -164,7 +102,7 @@ func TestLeaseHandover(t *testing.T) {
 	both("r", 4)
 	eventually(t, 5*time.Second, "the last messages", func() bool { return shared.cursor("r") == 19 })
 	time.Sleep(100 * time.Millisecond) // any duplicate would be on its way
-	got, by := nc.delivered(t)
+	got, by := nc.deliveredBy(t)
 	checkOnceInOrder(t, got, map[string]int{"r": 19, "s": 3})
 	if by["a"] != 14 || by["b"] != 8 {
 		t.Errorf("delivered by node %v, want a 14 (10, then 4 after the lease came back), b 8", by)

@@ -12,57 +12,85 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// flaky is a message endpoint that answers 500 while down and keeps the
-// batches it answered 200, in order.
+// flaky is a message endpoint that answers 500 while down and keeps every
+// call in order, with the node that made it (a caller's ?node=, for
+// endpoints shared by several nodes).
 type flaky struct {
 	*receiver
 	down     atomic.Bool
 	mu       sync.Mutex
-	accepted [][]byte
-	attempts []attempt // every call, in order
+	attempts []attempt
 }
 
 type attempt struct {
+	node string
 	body []byte
 	ok   bool
 }
 
 func newFlaky(t *testing.T) *flaky {
 	f := &flaky{}
-	f.receiver = newReceiver(t, func(w http.ResponseWriter, _ *http.Request, body []byte) {
+	f.receiver = newReceiver(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.attempts = append(f.attempts, attempt{body, !f.down.Load()})
-		if f.down.Load() {
+		ok := !f.down.Load()
+		f.attempts = append(f.attempts, attempt{r.URL.Query().Get("node"), body, ok})
+		if !ok {
 			w.WriteHeader(500)
-			return
 		}
-		f.accepted = append(f.accepted, body)
 	})
 	return f
 }
 
-// failed counts the attempts answered 500.
-func (f *flaky) failed() (n int) {
+// count counts the attempts of node (any node: "") that were answered ok
+// (or not).
+func (f *flaky) count(node string, ok bool) (n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range f.attempts {
-		if !a.ok {
+		if (node == "" || a.node == node) && a.ok == ok {
 			n++
 		}
 	}
 	return n
 }
 
+// failed counts the attempts answered 500.
+func (f *flaky) failed() int { return f.count("", false) }
+
+// accepted returns the batches answered 200, in order.
+func (f *flaky) accepted() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out [][]byte
+	for _, a := range f.attempts {
+		if a.ok {
+			out = append(out, a.body)
+		}
+	}
+	return out
+}
+
 // delivered decodes the accepted batches' messages, in order.
 func (f *flaky) delivered(t *testing.T) []Message {
+	m, _ := f.deliveredBy(t)
+	return m
+}
+
+// deliveredBy is delivered with how many messages each node sent.
+func (f *flaky) deliveredBy(t *testing.T) ([]Message, map[string]int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Message
-	for _, b := range f.accepted {
-		out = append(out, messages(t, b)...)
+	by := map[string]int{}
+	for _, a := range f.attempts {
+		if a.ok {
+			ms := messages(t, a.body)
+			out = append(out, ms...)
+			by[a.node] += len(ms)
+		}
 	}
-	return out
+	return out, by
 }
 
 // checkOnceInOrder fails unless got holds every message of want rooms
@@ -304,11 +332,9 @@ func TestMessageBatchMax(t *testing.T) {
 		t.Errorf("full batches waited: %v", d)
 	}
 	var sizes []int
-	f.mu.Lock()
-	for _, b := range f.accepted {
+	for _, b := range f.accepted() {
 		sizes = append(sizes, len(decodeBatch(t, b).Events))
 	}
-	f.mu.Unlock()
 	if fmt.Sprint(sizes) != "[10 10 10 6]" {
 		t.Errorf("batch sizes %v, want [10 10 10 6]", sizes)
 	}
