@@ -6,9 +6,10 @@ import "syscall"
 // wrappers around a socket).
 type unsentReporter interface{ Unsent() int64 }
 
-// nbioLinger is *nbio.Conn's SetLinger.
+// nbioLinger is *nbio.Conn's SetLinger and descriptor.
 type nbioLinger interface {
 	SetLinger(onoff, linger int32) error
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // netLinger is *net.TCPConn's SetLinger (and that of any sink embedding one).
@@ -77,10 +78,23 @@ func kernelUnsent(s Sink) int64 {
 // connection open, while a reset frees it now. Only clients that were
 // sent a close frame and did not answer it within the grace are aborted,
 // so nothing a reading client was due is lost by it.
+//
+// An nbio socket is shut down, not closed: the poller sees the hang-up and
+// closes it on its own goroutine, with the linger set here, which is what
+// makes that close a reset. A close from this goroutine would free the
+// descriptor while the poller may still hold an event of it, which it
+// would then apply to the next socket accepted with the same number
+// (docs/nbio.md).
 func abort(s Sink) {
 	switch k := s.(type) {
 	case nbioLinger: // *nbio.Conn
-		whileOpen(s, func() { _ = k.SetLinger(1, 0) })
+		whileOpen(s, func() {
+			_ = k.SetLinger(1, 0)
+			if rc, err := k.SyscallConn(); err == nil {
+				_ = rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+			}
+		})
+		return
 	case netLinger: // *net.TCPConn: the runtime guards its descriptor
 		_ = k.SetLinger(0)
 	}
