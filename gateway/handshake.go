@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lesismal/llib/std/crypto/tls"
+	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 )
 
@@ -176,6 +177,54 @@ func shutdownSocket(c net.Conn) {
 	}
 	if rc, err := sc.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+	}
+}
+
+// closeOnPoller returns the connection a WebSocket should hold instead of
+// c: the same socket, whose Close shuts it down rather than closing it.
+// nbio closes a WebSocket from a handler goroutine after it answers a
+// client's close frame (and after a frame it refuses); a close(2) there
+// frees the descriptor while the poller may still hold an event of it (the
+// client's FIN), which it then applied to the next socket accepted with the
+// same number: about 1 upgrade in 200 right after a close frame ended
+// before its 101 (TestCloseFrameThenUpgrade). After shutdown(2) the poller
+// sees the hang-up and closes the socket on its own goroutine.
+//
+// The wrappers are one pointer each, so holding one costs no allocation,
+// and they replace nbhttp's hijack wrapper, which the upgraded connection
+// no longer needs.
+func closeOnPoller(c net.Conn) net.Conn {
+	switch v := unwrap(c).(type) {
+	case *nbio.Conn:
+		return nbioCloser{v}
+	case *tls.Conn:
+		if _, ok := v.Conn().(*nbio.Conn); ok {
+			return tlsCloser{v}
+		}
+	}
+	return c
+}
+
+// nbioCloser is a plain socket whose Close is a shutdown (closeOnPoller).
+type nbioCloser struct{ *nbio.Conn }
+
+func (c nbioCloser) Close() error { shutdownOpen(c.Conn); return nil }
+
+// tlsCloser is a TLS socket whose Close is a shutdown of the socket under
+// it (closeOnPoller). No close_notify is sent: the WebSocket close frame
+// already said goodbye.
+type tlsCloser struct{ *tls.Conn }
+
+func (c tlsCloser) Close() error { shutdownOpen(c.Conn.Conn().(*nbio.Conn)); return nil }
+
+// shutdownOpen shuts c down unless nbio has closed it: under c's lock,
+// where nbio marks it closed before it releases the descriptor, so the
+// descriptor is still c's.
+func shutdownOpen(c *nbio.Conn) {
+	c.Lock()
+	defer c.Unlock()
+	if closed, _ := c.IsClosed(); !closed {
+		shutdownSocket(c)
 	}
 }
 

@@ -51,11 +51,8 @@ func tlsOf(c *nbio.Conn) *tls.Conn {
 	if !ok {
 		return nil
 	}
-	if hc, ok := pc.UnderlayerConn().(*nbhttp.Conn); ok {
-		tc, _ := hc.Conn.(*tls.Conn)
-		return tc
-	}
-	return nil
+	tc, _ := unwrap(pc.UnderlayerConn()).(*tls.Conn)
+	return tc
 }
 
 // onPlain handles plaintext read from socket c, over tc for TLS sockets
@@ -155,11 +152,19 @@ func requestConn(w http.ResponseWriter) net.Conn {
 }
 
 // socketOf returns the connection a WebSocket writes to, unwrapped from
-// nbhttp's hijack wrapper: *nbio.Conn for plain connections.
-func socketOf(ws *websocket.Conn) net.Conn {
-	c := ws.UnderlayerConn()
-	if hc, ok := c.(*nbhttp.Conn); ok {
-		return hc.Conn
+// nbhttp's hijack wrapper and from closeOnPoller's: *nbio.Conn for plain
+// connections, *tls.Conn for TLS ones.
+func socketOf(ws *websocket.Conn) net.Conn { return unwrap(ws.UnderlayerConn()) }
+
+// unwrap returns c without nbhttp's hijack wrapper or closeOnPoller's.
+func unwrap(c net.Conn) net.Conn {
+	switch v := c.(type) {
+	case *nbhttp.Conn:
+		return v.Conn
+	case nbioCloser:
+		return v.Conn
+	case tlsCloser:
+		return v.Conn
 	}
 	return c
 }

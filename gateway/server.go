@@ -537,6 +537,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	sess.c = s.hub.NewClient(user, socketOf(ws), now)
 	ws.SetSession(sess)
 	s.pending.upgraded(ws.UnderlayerConn())
+	ws.Conn = closeOnPoller(ws.Conn)
 	if ident != nil {
 		s.expiries.set(sess, unixNano(ident.Expires))
 	}
