@@ -201,11 +201,6 @@ func FuzzRawStream(f *testing.F) {
 		f.Add(s)
 	}
 	p := sharedGateway(f)
-	f.Cleanup(func() {
-		if n := upgradeRetries.Load(); n > 0 {
-			f.Logf("%d upgrades tried again (nbio's descriptor race, docs/nbio.md)", n)
-		}
-	})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) > 8*kB {
 			in = in[:8*kB]

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -214,33 +213,11 @@ func dialWS(t testing.TB, addr, user, extra string) *wsConn {
 	return c
 }
 
+// tryDialWS upgrades a raw socket as user, with extra header lines; err
+// unless the answer is 101. No second try: an upgrade that ends before its
+// answer is what nbio's descriptor race looked like (docs/nbio.md), and
+// these tests are where it would show again.
 func tryDialWS(addr, user, extra string) (*wsConn, error) {
-	c, err := dialWSOnce(addr, user, extra)
-	if err != nil && descriptorRace(err) {
-		// nbio's descriptor race (docs/nbio.md, "Not covered"): a socket
-		// nbio closed off its poller (after a client's close frame, from
-		// a handler goroutine) can have a late event of its own applied to
-		// the next socket accepted with its number, which then ends before
-		// its upgrade is answered. Seen twice in CI, after thousands of
-		// upgrades next to closing connections; it is not what these tests
-		// check, so one more try, counted (upgradeRetries).
-		upgradeRetries.Add(1)
-		c, err = dialWSOnce(addr, user, extra)
-	}
-	return c, err
-}
-
-// upgradeRetries counts the upgrades tryDialWS tried again.
-var upgradeRetries atomic.Int64
-
-// descriptorRace reports whether an upgrade failed as nbio's descriptor
-// race makes it fail: the socket ended before the answer.
-func descriptorRace(err error) bool {
-	s := err.Error()
-	return strings.HasSuffix(s, "unexpected EOF") || strings.HasSuffix(s, ": EOF") || strings.Contains(s, "connection reset by peer")
-}
-
-func dialWSOnce(addr, user, extra string) (*wsConn, error) {
 	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {
 		return nil, err
