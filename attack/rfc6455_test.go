@@ -101,6 +101,62 @@ func TestRFC6455HugeFrameLength(t *testing.T) {
 	p.assertHealthy(t)
 }
 
+// TestRFC6455FrameRules: frames RFC 6455 5.2-5.5 forbid fail the
+// connection with 1002 and a close frame (7.1.7), and a well-formed
+// fragmented message with a ping between its fragments (5.4) is answered.
+// With nbio's reader an orphan continuation dropped the socket without a
+// close frame (1006).
+func TestRFC6455FrameRules(t *testing.T) {
+	t.Parallel()
+	p := startGateway(t)
+	ping := []byte(`{"type":"ping","id":"f"}`)
+	for _, tc := range []struct {
+		name   string
+		frames [][]byte
+	}{
+		{"orphan continuation", [][]byte{clientFrame(true, opCont, true, ping)}},
+		{"data frame inside a message", [][]byte{clientFrame(false, opText, true, ping[:4]), clientFrame(true, opText, true, ping)}},
+		{"reserved bit", [][]byte{func() []byte { f := clientFrame(true, opText, true, ping); f[0] |= 0x40; return f }()}},
+		{"unknown opcode", [][]byte{clientFrame(true, 0x3, true, ping)}},
+		{"unknown control opcode", [][]byte{clientFrame(true, 0xB, true, nil)}},
+		{"fragmented ping", [][]byte{clientFrame(false, opPing, true, []byte("p"))}},
+		{"one-byte close", [][]byte{clientFrame(true, opClose, true, []byte{3})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialWS(t, p.Addr, "rules", "")
+			c.write(t, bytes.Join(tc.frames, nil))
+			c.expectClose(t, 1002, 2*time.Second)
+		})
+	}
+	t.Run("fragments with a ping between", func(t *testing.T) {
+		c := dialWS(t, p.Addr, "frags", "")
+		var b []byte
+		for i, part := range [][]byte{ping[:3], ping[3:10], ping[10:]} {
+			op := byte(opCont)
+			if i == 0 {
+				op = opText
+			}
+			b = append(b, clientFrame(i == 2, op, true, part)...)
+			if i == 0 {
+				b = append(b, clientFrame(true, opPing, true, []byte("mid"))...)
+			}
+		}
+		// One byte per write: every header and payload split across reads.
+		for i := range b {
+			c.write(t, b[i:i+1])
+		}
+		pong, err := c.next(2 * time.Second)
+		for err == nil && pong.op != opPong {
+			pong, err = c.next(2 * time.Second)
+		}
+		if err != nil || string(pong.payload) != "mid" {
+			t.Fatalf("pong %q, %v; want the ping's payload", pong.payload, err)
+		}
+		c.await(t, 2*time.Second, "pong reply", isType("pong", "f"))
+	})
+	p.assertHealthy(t)
+}
+
 // TestRFC6455CloseEchoed: a valid close is answered with the same code,
 // then the node closes the TCP connection (5.5.1, 7.1.1).
 func TestRFC6455CloseEchoed(t *testing.T) {

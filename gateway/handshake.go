@@ -37,12 +37,11 @@ type handshakes struct {
 
 // pendingSock is one socket before its upgrade.
 type pendingSock struct {
-	at    int64    // accept time, Unix ns
-	ip    string   // client address without the port
-	bytes int      // bytes of the first request's head received so far
-	crlf  uint8    // how much of "\r\n\r\n" the bytes so far end with
-	done  bool     // a page request on it was answered
-	sess  *session // set by serveWS just before the upgrade
+	at    int64  // accept time, Unix ns
+	ip    string // client address without the port
+	bytes int    // bytes of the first request's head received so far
+	crlf  uint8  // how much of "\r\n\r\n" the bytes so far end with
+	done  bool   // a page request on it was answered
 }
 
 func newHandshakes(maxConnsPerIP, maxPendingPerIP int) handshakes {
@@ -180,42 +179,24 @@ func shutdownSocket(c net.Conn) {
 	}
 }
 
-// closeOnPoller returns the connection a WebSocket should hold instead of
-// c: the same socket, whose Close shuts it down rather than closing it.
-// nbio closes a WebSocket from a handler goroutine after it answers a
-// client's close frame (and after a frame it refuses); a close(2) there
-// frees the descriptor while the poller may still hold an event of it (the
-// client's FIN), which it then applied to the next socket accepted with the
-// same number: about 1 upgrade in 200 right after a close frame ended
-// before its 101 (TestCloseFrameThenUpgrade). After shutdown(2) the poller
-// sees the hang-up and closes the socket on its own goroutine.
-//
-// The wrappers are one pointer each, so holding one costs no allocation,
-// and they replace nbhttp's hijack wrapper, which the upgraded connection
-// no longer needs.
-func closeOnPoller(c net.Conn) net.Conn {
-	switch v := unwrap(c).(type) {
-	case *nbio.Conn:
-		return nbioCloser{v}
-	case *tls.Conn:
-		if _, ok := v.Conn().(*nbio.Conn); ok {
-			return tlsCloser{v}
-		}
+// hijack takes the socket of an upgrade request from nbhttp: the raw
+// *nbio.Conn, and the connection to write to (that socket, or the TLS
+// connection over it). nc is nil when w is not nbio's.
+func hijack(w http.ResponseWriter) (nc *nbio.Conn, sock net.Conn) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, nil
 	}
-	return c
+	c, _, err := hj.Hijack()
+	if err != nil {
+		return nil, nil
+	}
+	if hc, ok := c.(*nbhttp.Conn); ok {
+		c = hc.Conn
+	}
+	nc, _ = rawConn(c).(*nbio.Conn)
+	return nc, c
 }
-
-// nbioCloser is a plain socket whose Close is a shutdown (closeOnPoller).
-type nbioCloser struct{ *nbio.Conn }
-
-func (c nbioCloser) Close() error { shutdownOpen(c.Conn); return nil }
-
-// tlsCloser is a TLS socket whose Close is a shutdown of the socket under
-// it (closeOnPoller). No close_notify is sent: the WebSocket close frame
-// already said goodbye.
-type tlsCloser struct{ *tls.Conn }
-
-func (c tlsCloser) Close() error { shutdownOpen(c.Conn.Conn().(*nbio.Conn)); return nil }
 
 // shutdownOpen shuts c down unless nbio has closed it: under c's lock,
 // where nbio marks it closed before it releases the descriptor, so the
@@ -240,26 +221,6 @@ func (h *handshakes) answer(c net.Conn) bool {
 	}
 	p.done = true
 	return true
-}
-
-// attach makes sess the session of the socket c while it upgrades.
-func (h *handshakes) attach(c net.Conn, sess *session) {
-	c = rawConn(c)
-	h.mu.Lock()
-	if p := h.m[c]; p != nil {
-		p.sess = sess
-	}
-	h.mu.Unlock()
-}
-
-// session returns the session attached to c, or nil.
-func (h *handshakes) session(c net.Conn) *session {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if p := h.m[c]; p != nil {
-		return p.sess
-	}
-	return nil
 }
 
 // expire shuts down the sockets accepted before cutoff, and returns how

@@ -15,7 +15,7 @@ import "sync"
 // (hooks.go), so that the connection's messages are stored in its order.
 // Join decisions wait as joins do.
 // Held bytes stay counted in session.inbound until handled, so the
-// inbound cap (frameGuard) bounds them.
+// inbound cap (frameReader) bounds them.
 
 // order is a session's request-order state.
 type order struct {

@@ -21,7 +21,6 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/mempool"
 	"github.com/lesismal/nbio/nbhttp"
-	"github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgw/gateway/codec"
@@ -62,10 +61,9 @@ type Server struct {
 	published atomic.Int64 // messages stored and fanned out (clients and API)
 	rates     rates
 
-	engine    *nbhttp.Engine      // made by Start
-	upgrader  *websocket.Upgrader // made by Start
-	tlsConfig *tls.Config         // nil without --tls-cert
-	mux       *http.ServeMux      // the public listener's routes
+	engine    *nbhttp.Engine // made by Start
+	tlsConfig *tls.Config    // nil without --tls-cert
+	mux       *http.ServeMux // the public listener's routes
 	admin     *http.Server
 
 	verifier *auth.Verifier // nil without a JWT key
@@ -200,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// newEngine builds nbio's engine and the upgrader, in Start: nbio starts
+// newEngine builds nbio's engine, in Start: nbio starts
 // goroutines as soon as an engine is made, and a node that is never
 // started (a test's) must not leave them behind.
 func (s *Server) newEngine() {
@@ -253,7 +251,14 @@ func (s *Server) newEngine() {
 	s.engine.CheckUtf8 = func([]byte) bool { return true }
 	s.engine.OnData(s.onData)
 	s.engine.OnOpen(func(c net.Conn) { s.pending.add(c, time.Now().UnixNano()) })
-	s.engine.OnClose(func(c net.Conn, _ error) { s.pending.closed(c) })
+	// nbio calls this as a job on the socket's queue (after its messages'
+	// jobs), once the poller has closed it.
+	s.engine.OnClose(func(c net.Conn, _ error) {
+		s.pending.closed(c)
+		if sess := sessionOf(c); sess != nil {
+			s.onClose(sess, c)
+		}
+	})
 	// A socket carries one request (onPlain drops the reads after the
 	// one that completes the first request head; oneAnswer answers one
 	// page request), and page answers say Connection: close so that the
@@ -266,21 +271,6 @@ func (s *Server) newEngine() {
 		}
 	})
 
-	u := websocket.NewUpgrader()
-	u.Engine = s.engine
-	u.KeepaliveTime = 0 // heartbeats are the hub's sweep, not a timer per conn
-	u.MessageLengthLimit = cfg.MaxMessageBytes
-	u.CheckOrigin = func(*http.Request) bool { return true }
-	u.OnMessage(s.onMessage)
-	u.OnClose(s.onClose)
-	u.SetPingHandler(s.onPing)
-	u.SetPongHandler(func(ws *websocket.Conn, _ string) {
-		if sess := wsSession(ws); sess != nil {
-			sess.c.Seen(time.Now().UnixNano())
-		}
-	})
-	u.SetCloseHandler(s.onCloseFrame)
-	s.upgrader = u
 }
 
 // Start listens on the public and admin addresses and starts the heartbeat
@@ -409,38 +399,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) onPing(ws *websocket.Conn, data string) {
-	sess := wsSession(ws)
-	if sess == nil {
-		return
-	}
-	sess.c.Seen(time.Now().UnixNano())
-	sess.c.Send(codec.PongFrame(data))
-}
-
-// onCloseFrame answers a client's close frame with the same code, unless
-// the gateway started the closing handshake itself. nbio closes the socket
-// right after.
-func (s *Server) onCloseFrame(ws *websocket.Conn, code int, reason string) {
-	sess := wsSession(ws)
-	if sess == nil {
-		return
-	}
-	if code == closeNoStatus {
-		code = closeNormal
-	}
-	if bad := validCloseFrame(code, reason); bad != 0 {
-		sess.c.Close(bad, "invalid close frame")
-		return
-	}
-	sess.c.Close(code, "")
-}
-
-func (s *Server) onClose(ws *websocket.Conn, _ error) {
-	sess := wsSession(ws)
-	if sess == nil {
-		return
-	}
+// onClose ends the session of socket c, which nbio has closed.
+func (s *Server) onClose(sess *session, c net.Conn) {
+	sess.reader.release()
 	for _, r := range s.hub.Remove(sess.c, sess.offline) {
 		s.backend.Unsubscribe(r) // each membership held a reference
 	}
@@ -452,7 +413,7 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 		// At most one line per connection that ended for a reason worth
 		// knowing, never one per message, and rate-limited as a whole.
 		s.logs.line("connection closed", "user", sess.c.User, "session", sess.id(),
-			"code", closeCodeOf(code), "reason", closeReason(code), "remote", ws.RemoteAddr().String())
+			"code", closeCodeOf(code), "reason", closeReason(code), "remote", c.RemoteAddr().String())
 	}
 	s.admit.release()
 }
@@ -475,8 +436,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuseHTTP(w, status, reason)
 	}
 	if status, reason := checkUpgrade(r); status != 0 {
-		// Checked here rather than left to nbio's upgrader, which
-		// answers without closing the socket and lets some through.
+		// RFC 6455 4.2.1, checked before any other work; the node
+		// answers the upgrade itself (serveWS, after the checks).
 		refuse(status, "bad_request", reason)
 		return
 	}
@@ -516,28 +477,33 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusServiceUnavailable, "max_conns", "node is at its connection cap")
 		return
 	}
-	// The session exists before the 101 goes out: a client's first frames
-	// may arrive before serveWS is done, and are guarded with it.
-	sess := &session{srv: s, ident: ident, expIdx: -1}
-	sess.guard.ctrl.Init(s.cfg.Burst, time.Now().UnixNano())
-	if c := requestConn(w); c != nil {
-		s.pending.attach(c, sess)
-	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
+	nc, sock := hijack(w)
+	if nc == nil {
 		s.admit.release()
 		s.m.Refused("upgrade")
-		s.logs.line("handshake refused", "status", http.StatusBadRequest, "reason", err.Error(), "remote", ip)
-		r.Close = true // nbio closes the socket after the upgrader's answer
+		s.logs.line("handshake refused", "status", http.StatusInternalServerError, "reason", "not an nbio socket", "remote", ip)
 		return
 	}
 	now := time.Now().UnixNano()
+	sess := &session{srv: s, ident: ident, expIdx: -1}
+	sess.reader.ctrl.Init(s.cfg.Burst, now)
 	sess.bucket.Init(s.cfg.Burst, now)
 	_, _ = rand.Read(sess.sid[:])
-	sess.c = s.hub.NewClient(user, socketOf(ws), now)
-	ws.SetSession(sess)
-	s.pending.upgraded(ws.UnderlayerConn())
-	ws.Conn = closeOnPoller(ws.Conn)
+	sess.c = s.hub.NewClient(user, sock, now)
+	// The session is the socket's before the 101 goes out, so that the
+	// frames a client sends once it has the 101 find it; they are handled
+	// as jobs queued behind this handler.
+	if tc, ok := sock.(*tls.Conn); ok {
+		nc.SetSession(&tlsSession{session: sess, tc: tc})
+	} else {
+		nc.SetSession(sess)
+	}
+	// nbhttp's read deadline (a timer) and its HTTP data handler are not
+	// needed any more: heartbeats are the hub's sweep, reads are s.read.
+	_ = nc.SetReadDeadline(time.Time{})
+	nc.OnData(nil)
+	s.pending.upgraded(nc)
+	_, _ = sock.Write(switchingProtocols(r.Header.Get("Sec-WebSocket-Key")))
 	if ident != nil {
 		s.expiries.set(sess, unixNano(ident.Expires))
 	}

@@ -8,8 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lesismal/nbio/nbhttp/websocket"
-
 	"github.com/chatgw/gateway/codec"
 	"github.com/chatgw/gateway/gateway/auth"
 	"github.com/chatgw/gateway/gateway/history"
@@ -50,8 +48,8 @@ type session struct {
 
 	bucket   limit.Bucket
 	refusals limit.Refusals
-	guard    frameGuard   // raw frame checks, on the poller goroutine
-	inbound  atomic.Int64 // bytes of messages read and not yet handled (frameGuard)
+	reader   frameReader  // the WebSocket reader's state, on the poller goroutine
+	inbound  atomic.Int64 // bytes of messages read and not yet handled (frameReader)
 	pending  *codec.Frame // the reply being built (see frame)
 	sid      [4]byte      // session id (see id); random
 	expIdx   int32        // place in Server.expiries, -1 when absent; beside sid, in one word
@@ -71,14 +69,6 @@ func (ss *session) welcome() {
 	f.Release()
 	ss.srv.m.Reply("welcome")
 	ss.join(&codec.Request{Type: "join", Room: codec.Inbox(ss.c.User)})
-}
-
-func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
-	ss := wsSession(ws)
-	if ss == nil {
-		return
-	}
-	ss.deliver(mt == websocket.TextMessage, data, time.Now().UnixNano())
 }
 
 // handleFrame handles one client message (text or binary) that arrived at

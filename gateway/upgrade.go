@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -11,8 +12,8 @@ import (
 
 // checkUpgrade applies RFC 6455 section 4.2.1 to an upgrade request before
 // any other work, and returns the status and reason refusing it, or 0.
-// nbio's upgrader checks less (it takes HTTP/1.0, any key, a request with
-// a body) and leaves the socket open after refusing.
+// (nbio's upgrader, which the node no longer uses, checked less: it took
+// HTTP/1.0, any key, a request with a body.)
 func checkUpgrade(r *http.Request) (int, string) {
 	switch {
 	case r.Method != http.MethodGet:
@@ -37,6 +38,20 @@ func checkUpgrade(r *http.Request) (int, string) {
 		return http.StatusBadRequest, "Sec-WebSocket-Key must be base64 of 16 bytes"
 	}
 	return 0, ""
+}
+
+// wsGUID is RFC 6455's constant for Sec-WebSocket-Accept (section 1.3).
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// switchingProtocols is the 101 answer to an upgrade request with key
+// (checkUpgrade has checked it). No subprotocol and no extension are
+// offered: the protocol is JSON text frames (docs/protocol.md).
+func switchingProtocols(key string) []byte {
+	sum := sha1.Sum([]byte(key + wsGUID))
+	b := make([]byte, 0, 160)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	return append(b, "\r\n\r\n"...)
 }
 
 // hasToken reports whether a comma-separated header holds token, ignoring

@@ -59,7 +59,9 @@ func TestValidCloseFrame(t *testing.T) {
 		reason string
 		want   int
 	}{
-		{1000, "bye", 0}, {1001, "", 0}, {4000, "", 0}, {1015, "", 1002}, {1000, "\xff", 1007},
+		{1000, "bye", 0}, {1001, "", 0}, {1011, "", 0}, {3000, "", 0}, {4999, "", 0},
+		{999, "", 1002}, {1004, "", 1002}, {1005, "", 1002}, {1006, "", 1002}, {1012, "", 1002},
+		{1015, "", 1002}, {2999, "", 1002}, {5000, "", 1002}, {1000, "\xff", 1007},
 	} {
 		if got := validCloseFrame(c.code, c.reason); got != c.want {
 			t.Errorf("validCloseFrame(%d, %q) = %d, want %d", c.code, c.reason, got, c.want)
@@ -88,5 +90,15 @@ func TestLogLimiter(t *testing.T) {
 	ll.flush()
 	if buf.Len() != before {
 		t.Fatal("a second flush with nothing suppressed wrote a line")
+	}
+}
+
+// switchingProtocols answers with RFC 6455's own example (section 1.3).
+func TestSwitchingProtocols(t *testing.T) {
+	got := string(switchingProtocols("dGhlIHNhbXBsZSBub25jZQ=="))
+	want := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }
