@@ -137,7 +137,7 @@ func Cluster(t testing.TB) []string {
 	t.Helper()
 	var addrs []string
 	for i := 0; i < 3; i++ {
-		port, dir := freePort(t), t.TempDir()
+		port, dir := clusterPort(t), t.TempDir()
 		addrs = append(addrs, spawn(t, "cluster node", port, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf", "--dir", dir,
 			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"))
@@ -173,6 +173,26 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// clusterPort returns a free port whose cluster bus port (10000 above it)
+// is free too: a cluster node that cannot bind its bus exits at once, and
+// a port from the kernel's ephemeral range often has its bus port over
+// 65535 or taken by a client socket.
+func clusterPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		port := freePort(t)
+		if port+10000 > 65535 {
+			continue
+		}
+		if bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000)); err == nil {
+			_ = bus.Close()
+			return port
+		}
+	}
+	t.Fatal("no port with a free cluster bus port in 100 tries")
+	return 0
 }
 
 // spawn runs redis-server with args, listening on port, until the end of
