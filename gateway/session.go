@@ -43,8 +43,7 @@ type session struct {
 	srv *Server
 	c   *hub.Client
 
-	ident   *auth.Identity // nil in anonymous mode; replaced by refresh
-	expires int64          // token expiry, Unix ns; guarded by Server.expiries
+	ident *auth.Identity // nil in anonymous mode; replaced by refresh
 
 	bucket   limit.Bucket
 	refusals limit.Refusals

@@ -45,8 +45,7 @@ type frameReader struct {
 	dead     bool    // closed by the reader: nothing more is read
 	dropping bool    // the frame in progress is skipped, not read
 	msgText  bool    // the data message in progress is text
-	mask     [4]byte // the current frame's masking key
-	length   uint64  // payload length of the current frame
+	mask     [4]byte // the current frame's masking key, turned to the next byte's
 	remain   uint64  // payload bytes of the current frame still to come
 
 	msg *bytebufferpool.ByteBuffer // the data message in progress; nil between messages
@@ -63,7 +62,7 @@ type frameReader struct {
 func (s *Server) read(ss *session, c *nbio.Conn, data []byte) {
 	r := &ss.reader
 	for i := 0; i < len(data) && !r.dead; {
-		if r.remain > 0 {
+		if r.stage == 0 && r.remain > 0 { // in a payload
 			n := int(min(uint64(len(data)-i), r.remain))
 			if !r.dropping {
 				r.payload(data[i : i+n])
@@ -105,12 +104,12 @@ func (r *frameReader) header(b byte) bool {
 	case 1:
 		r.b1 = b
 		r.stage = 2
-		r.length = uint64(b & 0x7F)
-		switch r.length {
+		r.remain = uint64(b & 0x7F)
+		switch r.remain {
 		case 126:
-			r.extLen, r.length = 2, 0
+			r.extLen, r.remain = 2, 0
 		case 127:
-			r.extLen, r.length = 8, 0
+			r.extLen, r.remain = 8, 0
 		default:
 			r.extLen = 0
 		}
@@ -120,7 +119,7 @@ func (r *frameReader) header(b byte) bool {
 		}
 	default:
 		if r.extLen > 0 {
-			r.length = r.length<<8 | uint64(b)
+			r.remain = r.remain<<8 | uint64(b)
 			r.extLen--
 		} else {
 			r.mask[4-r.maskLeft] = b
@@ -131,7 +130,6 @@ func (r *frameReader) header(b byte) bool {
 		return false
 	}
 	r.stage = 0
-	r.remain = r.length
 	return true
 }
 
@@ -146,7 +144,8 @@ const (
 )
 
 // frameStart judges the frame whose header was just read, and returns the
-// close code and reason when it ends the connection. A frame it keeps has
+// close code and reason when it ends the connection. r.remain is still the
+// frame's whole length. A frame it keeps has
 // its buffer ready; one it drops is skipped (r.dropping).
 func (s *Server) frameStart(ss *session) (int, string) {
 	r := &ss.reader
@@ -171,10 +170,10 @@ func (s *Server) frameStart(ss *session) (int, string) {
 		if r.msg != nil {
 			so = len(r.msg.B)
 		}
-		if r.length > limit || uint64(so)+r.length > limit {
+		if r.remain > limit || uint64(so)+r.remain > limit {
 			return closeTooBig, "message over the size limit"
 		}
-		if ss.inbound.Add(int64(r.length)) > s.maxInbound() {
+		if ss.inbound.Add(int64(r.remain)) > s.maxInbound() {
 			// Each message waits in nbio's job queue for the handler; a
 			// client that sends faster than its handler keeps up would
 			// grow that queue without bound.
@@ -188,7 +187,7 @@ func (s *Server) frameStart(ss *session) (int, string) {
 		if !fin {
 			return closeProtocolError, "fragmented control frame"
 		}
-		if r.length > 125 {
+		if r.remain > 125 {
 			return closeProtocolError, "control frame over 125 bytes"
 		}
 		if op != opClose {
@@ -211,15 +210,28 @@ func (s *Server) frameStart(ss *session) (int, string) {
 
 // payload unmasks p in place and adds it to the frame in progress.
 func (r *frameReader) payload(p []byte) {
-	off := int((r.length - r.remain) & 3)
-	for j := range p {
-		p[j] ^= r.mask[(off+j)&3]
-	}
+	r.mask = unmask(p, r.mask)
 	if r.b0&0x08 != 0 { // control
 		r.ctl.B = append(r.ctl.B, p...)
 	} else {
 		r.msg.B = append(r.msg.B, p...)
 	}
+}
+
+// unmask XORs p with the masking key, key[0] first, eight bytes at a time,
+// and returns the key turned so that key[0] applies to the byte after p.
+func unmask(p []byte, key [4]byte) [4]byte {
+	k32 := binary.LittleEndian.Uint32(key[:])
+	k64 := uint64(k32) | uint64(k32)<<32
+	for len(p) >= 8 {
+		binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k64)
+		p = p[8:]
+	}
+	for j := range p {
+		p[j] ^= key[j&3]
+	}
+	n := len(p) & 3
+	return [4]byte{key[n], key[(n+1)&3], key[(n+2)&3], key[(n+3)&3]}
 }
 
 // frameDone is called once a frame's payload is all read: a final data
