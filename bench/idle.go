@@ -26,10 +26,23 @@ func Idle(t Target, steps []int, rooms int, settle time.Duration) (*Result, erro
 
 // IdleSteps runs the idle scenario with grow bringing the open connections
 // up to a total; grow may spread them over several processes (see Holder).
+//
+// Besides the gateway's RSS, each step (the baseline "0" included) records
+// the kernel's side: TCP sockets in use and their buffer pages
+// (/proc/net/sockstat) and slab memory (/proc/meminfo), and from the
+// growth of the last two since the previous step the kernel memory per
+// socket. Dividing by sockets rather than connections holds whether the
+// clients run on the gateway's host (two sockets per connection) or not.
+// Both readings are host-wide (the slab is the whole kernel's; sockstat
+// counts the sockets of the network namespace), so anything else running on
+// the host adds noise to that figure.
 func IdleSteps(pid int, steps []int, settle time.Duration, grow func(total int) error) (*Result, error) {
 	res := &Result{Scenario: "idle"}
 	prevConns, prevRSS := 0, ProcessRSS(pid)
-	res.Steps = append(res.Steps, Step{Label: "0", GatewayRSS: prevRSS})
+	prevInuse, prevPages := SockStat()
+	prevSlab := KernelSlab()
+	res.Steps = append(res.Steps, Step{Label: "0", GatewayRSS: prevRSS,
+		SockMemPages: prevPages, SocketsInUse: prevInuse, KernelSlab: prevSlab})
 	for _, n := range steps {
 		if n <= prevConns {
 			continue
@@ -42,14 +55,28 @@ func IdleSteps(pid int, steps []int, settle time.Duration, grow func(total int) 
 		time.Sleep(settle)
 		rss := ProcessRSS(pid)
 		inuse, pages := SockStat()
+		slab := KernelSlab()
 		res.Steps = append(res.Steps, Step{
 			Label: strconv.Itoa(n), Conns: n, Duration: took.Seconds(), Handshakes: int64(n - prevConns),
 			GatewayRSS: rss, BytesPerConn: float64(rss-prevRSS) / float64(n-prevConns),
 			SockMemPages: pages, SocketsInUse: inuse,
+			KernelSlab: slab, KernelBytesPerSocket: kernelBytesPerSocket(prevSlab, prevInuse, slab, inuse),
 		})
-		prevConns, prevRSS = n, rss
+		prevConns, prevRSS, prevInuse, prevSlab = n, rss, inuse, slab
 	}
 	return res, nil
+}
+
+// kernelBytesPerSocket is the kernel slab memory each socket opened between
+// two readings cost: the growth of slab bytes over the growth of TCP
+// sockets in use, or 0 unless both grew. A previous reading of 0 is one
+// that failed (the gateway's listener alone is a socket in use), not a
+// base to grow from. Both are host-wide figures.
+func kernelBytesPerSocket(prevSlab, prevSockets, slab, sockets int64) float64 {
+	if prevSlab <= 0 || prevSockets <= 0 || slab <= prevSlab || sockets <= prevSockets {
+		return 0
+	}
+	return float64(slab-prevSlab) / float64(sockets-prevSockets)
 }
 
 // Holder opens idle connections and keeps them until closed. Several

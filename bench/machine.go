@@ -115,6 +115,15 @@ func SockStat() (inuse, memPages int64) {
 	return inuse, memPages
 }
 
+// KernelSlab returns the kernel's slab memory in bytes (/proc/meminfo
+// "Slab:", reclaimable and unreclaimable), or 0 when it cannot be read.
+// Every socket's tcp_sock, inode, dentry, file and epoll item are slab
+// objects. It is the whole host's, so anything else running there moves it
+// too.
+func KernelSlab() int64 {
+	return procField("/proc/meminfo", "Slab:") * 1024
+}
+
 // LoadAvg returns the 1-minute load average from /proc/loadavg (0 if
 // unknown).
 func LoadAvg() float64 {

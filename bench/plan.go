@@ -11,13 +11,19 @@ import (
 	"strings"
 )
 
-// KernelBytesPerSocket is the kernel memory one idle TCP socket costs
-// outside the gateway process: tcp_sock (~2.4 KB) plus its inode, dentry,
-// file and epoll item, ~3.8 KB in all. Measured on the 2-core development
-// machine with slabtop, summing those slab objects per open socket. It is
-// the floor no user-space design removes, so Plan adds it
-// to the process memory per connection.
-const KernelBytesPerSocket = 3800
+// AssumedKernelBytesPerSocket is the kernel memory one idle TCP socket is
+// assumed to cost outside the gateway process when no idle result measured
+// it: tcp_sock (~2.4 KB) plus its inode, dentry, file and epoll item,
+// ~3.8 KB in all. It is an assumption, read once with slabtop on the 2-core
+// development machine by summing those slab objects per open socket, not a
+// committed measurement; idle results that record kernel_bytes_per_socket
+// replace it (see PlanFromResults). The kernel's share is the floor no
+// user-space design removes, so Plan adds it to the process memory per
+// connection.
+const AssumedKernelBytesPerSocket = 3800
+
+// assumedKernelSource describes AssumedKernelBytesPerSocket in a plan.
+const assumedKernelSource = "assumed: read with slabtop on the 2-core development machine (tcp_sock, inode, dentry, file and epoll item per socket), not a committed measurement; an idle result that records kernel_bytes_per_socket measures it"
 
 // MaxConnsPerProcess is about the most connections one gateway process held
 // on the 2-core development machine (~19.5k; see the README's benchmark
@@ -45,11 +51,17 @@ type PlanInput struct {
 	BytesPerConn        float64 // gateway process memory per connection (idle slope), bytes
 	DeliveriesPerCPUSec float64 // deliveries per gateway CPU-second
 	ConnectionsPerUser  float64 // connections each user holds; 0 means 1
+	// KernelBytesPerSocket is the kernel memory per socket, bytes; 0 means
+	// AssumedKernelBytesPerSocket.
+	KernelBytesPerSocket float64
 
-	// Where BytesPerConn and DeliveriesPerCPUSec came from, for the
-	// explanation; PlanFromResults fills them. Optional.
-	BytesPerConnSource        string
-	DeliveriesPerCPUSecSource string
+	// Where BytesPerConn, DeliveriesPerCPUSec and KernelBytesPerSocket came
+	// from, for the explanation; PlanFromResults fills them. Optional; the
+	// kernel's source starts "measured:" or "assumed:" when PlanFromResults
+	// or Plan fills it, and is "given" for a value given without one.
+	BytesPerConnSource         string
+	DeliveriesPerCPUSecSource  string
+	KernelBytesPerSocketSource string
 
 	// Profile is the measured fan-out of the room size closest to
 	// AvgRoomSize; PlanFromResults fills it. Plan reads the p99 latency at
@@ -89,7 +101,7 @@ type PlanOutput struct {
 	Rooms       float64 // Memberships / AvgRoomSize
 
 	ProcessMemBytes float64 // Connections x BytesPerConn
-	KernelMemBytes  float64 // Connections x KernelBytesPerSocket
+	KernelMemBytes  float64 // Connections x In.KernelBytesPerSocket
 	MemBytes        float64 // ProcessMemBytes + KernelMemBytes
 
 	MsgsPerSec       float64 // Users x MsgsPerUserPerMin / 60
@@ -131,7 +143,8 @@ type PlanOutput struct {
 // Plan sizes a cluster for in. It assumes:
 //
 //   - memory grows linearly with connections: each costs BytesPerConn in the
-//     gateway process plus KernelBytesPerSocket in the kernel;
+//     gateway process plus KernelBytesPerSocket in the kernel (measured by
+//     an idle result, or AssumedKernelBytesPerSocket when 0);
 //   - CPU grows linearly with deliveries: every message is delivered to every
 //     member of its room, the sender included, so
 //     deliveries/s = Users x MsgsPerUserPerMin / 60 x AvgRoomSize;
@@ -143,6 +156,11 @@ type PlanOutput struct {
 func Plan(in PlanInput) PlanOutput {
 	if in.ConnectionsPerUser == 0 {
 		in.ConnectionsPerUser = 1
+	}
+	if in.KernelBytesPerSocket == 0 {
+		in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = AssumedKernelBytesPerSocket, assumedKernelSource
+	} else if in.KernelBytesPerSocketSource == "" {
+		in.KernelBytesPerSocketSource = "given"
 	}
 	o := PlanOutput{In: in}
 	problem := func(format string, args ...any) {
@@ -166,6 +184,9 @@ func Plan(in PlanInput) PlanOutput {
 	if in.Headroom < 0 || in.Headroom >= 1 {
 		problem("headroom must be in [0, 1) (got %g)", in.Headroom)
 	}
+	if in.KernelBytesPerSocket < 0 {
+		problem("kernel bytes per socket must not be negative (got %g)", in.KernelBytesPerSocket)
+	}
 	if len(o.Problems) > 0 {
 		return o
 	}
@@ -182,7 +203,7 @@ func Plan(in PlanInput) PlanOutput {
 
 	if in.BytesPerConn > 0 {
 		o.ProcessMemBytes = o.Connections * in.BytesPerConn
-		o.KernelMemBytes = o.Connections * KernelBytesPerSocket
+		o.KernelMemBytes = o.Connections * in.KernelBytesPerSocket
 		o.MemBytes = o.ProcessMemBytes + o.KernelMemBytes
 	} else {
 		problem("bytes per connection unknown: give it or a result of the idle scenario")
@@ -228,7 +249,7 @@ func Plan(in PlanInput) PlanOutput {
 		o.CPUUtil = o.CoresNeeded / n / float64(in.NodeCores)
 	}
 	if in.BytesPerConn > 0 {
-		o.ConnsPerNodeCap = o.UsableMemPerNode / (in.BytesPerConn + KernelBytesPerSocket)
+		o.ConnsPerNodeCap = o.UsableMemPerNode / (in.BytesPerConn + in.KernelBytesPerSocket)
 	}
 	o.DeliveriesPerNodeCap = o.UsableCoresPerNode * in.DeliveriesPerCPUSec
 	o.ConnsPerNode = o.Connections / n
@@ -279,6 +300,11 @@ func ceilNodes(x float64) int {
 //   - BytesPerConn from the last idle result: the slope of its step with the
 //     most connections, or when that is not positive, the mean of the
 //     positive slopes of its steps after the first;
+//   - KernelBytesPerSocket from the same idle result: the median of the
+//     kernel bytes per socket its steps measured, over the steps with at
+//     least 1,000 connections more than the previous one; when it measured
+//     none, AssumedKernelBytesPerSocket, with a source that says "assumed"
+//     (never an error);
 //   - Profile, when AvgRoomSize is positive, from the fanout and ramp
 //     results whose room size (members per room) is closest to AvgRoomSize
 //     by ratio (ties: the smaller): their steps that lost nothing (no lost
@@ -345,6 +371,15 @@ func planFromResults(in PlanInput, results []*Result, names []string) (PlanInput
 	} else if in.BytesPerConnSource == "" {
 		in.BytesPerConnSource = "given"
 	}
+	if in.KernelBytesPerSocket <= 0 {
+		if v, src := idleKernelBytesPerSocket(results); v > 0 {
+			in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = v, src
+		} else {
+			in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = AssumedKernelBytesPerSocket, assumedKernelSource
+		}
+	} else if in.KernelBytesPerSocketSource == "" {
+		in.KernelBytesPerSocketSource = "given"
+	}
 	if in.DeliveriesPerCPUSec <= 0 {
 		if v, src := profileDeliveriesPerCPUSec(in.Profile); v > 0 {
 			in.DeliveriesPerCPUSec, in.DeliveriesPerCPUSecSource = v, src
@@ -359,15 +394,56 @@ func planFromResults(in PlanInput, results []*Result, names []string) (PlanInput
 	return in, errors.Join(errs...)
 }
 
-// idleBytesPerConn returns the bytes per connection of the last idle result
-// (see PlanFromResults) and a description of where it came from.
-func idleBytesPerConn(results []*Result) (float64, string) {
+// lastIdle returns the last idle result with steps, or nil.
+func lastIdle(results []*Result) *Result {
 	var r *Result
 	for _, x := range results {
 		if x != nil && x.Scenario == "idle" && len(x.Steps) > 0 {
 			r = x
 		}
 	}
+	return r
+}
+
+// minKernelStepConns is the fewest connections a step must add to the
+// previous one for its kernel bytes per socket to count: the slab moves by
+// some kilobytes on its own, which over fewer sockets is mostly noise.
+const minKernelStepConns = 1000
+
+// idleKernelBytesPerSocket returns the kernel bytes per socket measured by
+// the last idle result (see PlanFromResults), and a description of where
+// it came from starting "measured:"; 0 and "" when it measured none.
+func idleKernelBytesPerSocket(results []*Result) (float64, string) {
+	r := lastIdle(results)
+	if r == nil {
+		return 0, ""
+	}
+	steps := stepsByConns(r)
+	var vs []float64
+	var labels []string
+	for i := 1; i < len(steps); i++ {
+		s := steps[i]
+		if s.KernelBytesPerSocket > 0 && s.Conns-steps[i-1].Conns >= minKernelStepConns {
+			vs = append(vs, s.KernelBytesPerSocket)
+			labels = append(labels, strconv.Quote(s.Label))
+		}
+	}
+	if len(vs) == 0 {
+		return 0, ""
+	}
+	sort.Float64s(vs)
+	med := vs[len(vs)/2]
+	if len(vs)%2 == 0 {
+		med = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+	}
+	return med, fmt.Sprintf("measured: idle result of %s, median of %d step(s) (%s): growth of the kernel's slab memory over growth of TCP sockets in use, both host-wide",
+		r.Started.Format("2006-01-02 15:04"), len(vs), strings.Join(labels, ", "))
+}
+
+// idleBytesPerConn returns the bytes per connection of the last idle result
+// (see PlanFromResults) and a description of where it came from.
+func idleBytesPerConn(results []*Result) (float64, string) {
+	r := lastIdle(results)
 	if r == nil {
 		return 0, ""
 	}
@@ -599,7 +675,7 @@ func (o PlanOutput) lines() []planLine {
 			fmtNum(o.Rooms) + " rooms"},
 		{"process memory", fmt.Sprintf("%s conns x %s B/conn", fmtNum(o.Connections), fmtNum(in.BytesPerConn)),
 			fmtBytes(o.ProcessMemBytes)},
-		{"kernel memory", fmt.Sprintf("%s conns x %d B/socket", fmtNum(o.Connections), KernelBytesPerSocket),
+		{"kernel memory", fmt.Sprintf("%s conns x %s B/socket (%s)", fmtNum(o.Connections), fmtNum(in.KernelBytesPerSocket), o.kernelKind()),
 			fmtBytes(o.KernelMemBytes)},
 		{"memory needed", fmt.Sprintf("%s + %s", fmtBytes(o.ProcessMemBytes), fmtBytes(o.KernelMemBytes)),
 			fmtBytes(o.MemBytes)},
@@ -620,7 +696,7 @@ func (o PlanOutput) lines() []planLine {
 		{"nodes", fmt.Sprintf("max(%d, %d, 1)", o.NodesByMem, o.NodesByCPU), fmt.Sprint(o.Nodes)},
 		{"load per node", fmt.Sprintf("%s conns, %s deliveries/s, memory and cores / %d node(s), as a share of the whole node", fmtNum(o.Connections), fmtNum(o.DeliveriesPerSec), o.Nodes),
 			fmt.Sprintf("%s conns, %s deliveries/s, %s of memory, %s of cores", fmtNum(o.ConnsPerNode), fmtNum(o.DeliveriesPerNode), fmtPct(o.MemUtil), fmtPct(o.CPUUtil))},
-		{"conns one node takes", fmt.Sprintf("%s / (%s + %d B/conn)", fmtBytes(o.UsableMemPerNode), fmtNum(in.BytesPerConn), KernelBytesPerSocket),
+		{"conns one node takes", fmt.Sprintf("%s / (%s B/conn + %s B/socket, %s)", fmtBytes(o.UsableMemPerNode), fmtNum(in.BytesPerConn), fmtNum(in.KernelBytesPerSocket), o.kernelKind()),
 			fmtNum(math.Floor(o.ConnsPerNodeCap)) + " conns"},
 		{"deliveries one node takes", fmt.Sprintf("%s core(s) x %s deliveries/CPU-s", fmtNum(o.UsableCoresPerNode), fmtNum(in.DeliveriesPerCPUSec)),
 			fmtNum(math.Floor(o.DeliveriesPerNodeCap)) + " deliveries/s"},
@@ -629,6 +705,16 @@ func (o PlanOutput) lines() []planLine {
 		ls = append(ls, planLine{"p99 at the load per node", "measured at " + l.String(), fmtMillis(l.P99Micros)})
 	}
 	return ls
+}
+
+// kernelKind is how the kernel bytes per socket were had: "measured" or
+// "assumed" when its source starts so, else "given".
+func (o PlanOutput) kernelKind() string {
+	switch k, _, _ := strings.Cut(o.In.KernelBytesPerSocketSource, ":"); k {
+	case "measured", "assumed":
+		return k
+	}
+	return "given"
 }
 
 // fmtMillis formats a latency in µs as ms; 0 is "not measured".
@@ -653,7 +739,7 @@ func (o PlanOutput) notes() []string {
 		ns = append(ns, "deliveries per CPU-second: "+in.DeliveriesPerCPUSecSource)
 	}
 	ns = append(ns,
-		fmt.Sprintf("kernel memory per socket (%d B) is an assumption read with slabtop on the 2-core development machine (tcp_sock, inode, dentry, file and epoll item per socket), not a committed measurement", KernelBytesPerSocket),
+		fmt.Sprintf("kernel memory per socket (%s B): %s", fmtNum(in.KernelBytesPerSocket), in.KernelBytesPerSocketSource),
 		"bytes per connection were measured with each connection in one room; more rooms per user cost more memory than planned here",
 		"deliveries per CPU-second come from the most efficient loss-free step measured (of the closest room size when fan-out results are given); batching makes lighter loads cost more CPU per delivery")
 	return ns

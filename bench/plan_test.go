@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func approxEq(t *testing.T, name string, got, want float64) {
@@ -165,7 +166,9 @@ func TestPlanText(t *testing.T) {
 	for _, want := range []string{
 		"1,000,000 users x 1 conn/user = 1,000,000 conns",
 		"1,000,000 conns x 2,048 B/conn = 2,048,000,000 B (1.91 GiB)",
-		"1,000,000 conns x 3800 B/socket = 3,800,000,000 B (3.54 GiB)",
+		// No kernel figure given: the assumed one, and the plan says so.
+		"1,000,000 conns x 3,800 B/socket (assumed) = 3,800,000,000 B (3.54 GiB)",
+		"12,884,901,888 B (12.00 GiB) / (2,048 B/conn + 3,800 B/socket, assumed) = 2,203,300 conns",
 		"= 5,848,000,000 B (5.45 GiB)",
 		"1,000,000 users x 2 msg/user/min / 60 s/min = 33,333.33 msg/s",
 		"33,333.33 msg/s x 50 members/room (sender included) = 1,666,666.67 deliveries/s",
@@ -176,7 +179,7 @@ func TestPlanText(t *testing.T) {
 		"max(1, 2, 1) = 2",
 		"=> 2 node(s) of 2 cores and 24 GiB, each used to at most 50% (headroom 50% kept free); CPU binds first",
 		"bytes per connection: idle result X",
-		"3800 B",
+		"note: kernel memory per socket (3,800 B): assumed: read with slabtop",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() lacks %q:\n%s", want, s)
@@ -188,6 +191,8 @@ func TestPlanText(t *testing.T) {
 		"**2 node(s)** of 2 cores and 24 GiB, using at most 50% of each; CPU binds first.",
 		"| deliveries | 33,333.33 msg/s x 50 members/room (sender included) | 1,666,666.67 deliveries/s |",
 		"| nodes | max(1, 2, 1) | 2 |",
+		"| kernel memory | 1,000,000 conns x 3,800 B/socket (assumed) | 3,800,000,000 B (3.54 GiB) |",
+		"- kernel memory per socket (3,800 B): assumed:",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown() lacks %q:\n%s", want, md)
@@ -492,5 +497,118 @@ func TestPlanFromFiles(t *testing.T) {
 	}
 	if _, err := PlanFromFiles(in, filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("a missing file is not an error")
+	}
+}
+
+// idleWithKernel is an idle result as IdleSteps records it, with the kernel
+// bytes per socket of each step; the steps of fewer than 1,000 new
+// connections are noise the plan leaves out.
+func idleWithKernel() *Result {
+	return &Result{Scenario: "idle", Started: time.Date(2026, 12, 2, 9, 30, 0, 0, time.UTC), Steps: []Step{
+		{Label: "0", GatewayRSS: 10 << 20, SocketsInUse: 3, KernelSlab: 140_000 << 10},
+		{Label: "500", Conns: 500, BytesPerConn: 6000, SocketsInUse: 1003, KernelSlab: 150_000 << 10, KernelBytesPerSocket: 10_240}, // 500 new: left out
+		{Label: "1500", Conns: 1500, BytesPerConn: 2100, SocketsInUse: 3003, KernelSlab: 158_000 << 10, KernelBytesPerSocket: 4096},
+		{Label: "10000", Conns: 10000, BytesPerConn: 2000, SocketsInUse: 20003, KernelSlab: 216_000 << 10, KernelBytesPerSocket: 3493.65},
+		{Label: "5000", Conns: 5000, BytesPerConn: 1950, SocketsInUse: 10003, KernelSlab: 182_000 << 10, KernelBytesPerSocket: 3510.86}, // out of order: steps go by conns
+		{Label: "10100", Conns: 10100, BytesPerConn: 1900, SocketsInUse: 20203, KernelSlab: 217_000 << 10, KernelBytesPerSocket: 5120},  // 100 new: left out
+	}}
+}
+
+func TestPlanKernelMeasured(t *testing.T) {
+	fanout := measuredResults()[1]
+	in := examplePlanInput()
+	in.BytesPerConn, in.DeliveriesPerCPUSec = 0, 0
+	in, err := PlanFromResults(in, []*Result{measuredResults()[0], idleWithKernel(), fanout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The median of 4096, 3510.86 and 3493.65 (steps 1500, 5000 and
+	// 10000), from the last idle result, the one BytesPerConn came from.
+	approxEq(t, "kernel bytes/socket", in.KernelBytesPerSocket, 3510.86)
+	approxEq(t, "bytes/conn", in.BytesPerConn, 1900)
+	for _, want := range []string{"measured:", "idle result of 2026-12-02 09:30", `median of 3 step(s) ("1500", "5000", "10000")`, "host-wide"} {
+		if !strings.Contains(in.KernelBytesPerSocketSource, want) {
+			t.Errorf("kernel source %q lacks %q", in.KernelBytesPerSocketSource, want)
+		}
+	}
+	o := Plan(in)
+	// 1,000,000 conns x 3,510.86 B in the kernel; a node's 12 GiB holds
+	// 12,884,901,888 / (1,900 + 3,510.86) conns.
+	approxEq(t, "kernel memory", o.KernelMemBytes, 3_510_860_000)
+	approxEq(t, "conns one node takes", o.ConnsPerNodeCap, 12_884_901_888/(1900+3510.86))
+	s := o.String()
+	for _, want := range []string{
+		"1,000,000 conns x 3,510.86 B/socket (measured) = 3,510,860,000 B (3.27 GiB)",
+		"12,884,901,888 B (12.00 GiB) / (1,900 B/conn + 3,510.86 B/socket, measured) = 2,381,303 conns",
+		"note: kernel memory per socket (3,510.86 B): measured: idle result of 2026-12-02 09:30",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("String() lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "assumed") {
+		t.Errorf("a measured kernel figure is called assumed:\n%s", s)
+	}
+
+	// An even count: the mean of the middle two.
+	r := idleWithKernel()
+	r.Steps[5].Conns = 11_100 // the last step now adds 1,100 connections: 5120 counts
+	if v, _ := idleKernelBytesPerSocket([]*Result{r}); math.Abs(v-(4096+3510.86)/2) > 1e-9 {
+		t.Errorf("median of 4 steps = %v, want %v", v, (4096+3510.86)/2)
+	}
+
+	// A given value wins over the measured one.
+	in = examplePlanInput()
+	in.KernelBytesPerSocket = 5000
+	in, err = PlanFromResults(in, []*Result{idleWithKernel(), fanout})
+	if err != nil || in.KernelBytesPerSocket != 5000 || in.KernelBytesPerSocketSource != "given" {
+		t.Errorf("given kernel figure: %g %q, %v", in.KernelBytesPerSocket, in.KernelBytesPerSocketSource, err)
+	}
+	if s := Plan(in).String(); !strings.Contains(s, "x 5,000 B/socket (given)") || !strings.Contains(s, "kernel memory per socket (5,000 B): given") {
+		t.Errorf("String() of a given kernel figure:\n%s", s)
+	}
+}
+
+func TestPlanKernelAssumed(t *testing.T) {
+	// The last idle result measured no kernel figure (an older one did):
+	// the assumed constant, not an error, and the plan says so.
+	older := idleWithKernel()
+	in := examplePlanInput()
+	in, err := PlanFromResults(in, append([]*Result{older}, measuredResults()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.KernelBytesPerSocket != AssumedKernelBytesPerSocket || !strings.HasPrefix(in.KernelBytesPerSocketSource, "assumed:") {
+		t.Errorf("no kernel figure measured: %g %q, want the assumed %d", in.KernelBytesPerSocket, in.KernelBytesPerSocketSource, AssumedKernelBytesPerSocket)
+	}
+	s := Plan(in).String()
+	for _, want := range []string{"1,000,000 conns x 3,800 B/socket (assumed)", "note: kernel memory per socket (3,800 B): assumed:"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("String() lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "measured:") {
+		t.Errorf("an assumed kernel figure is called measured:\n%s", s)
+	}
+
+	// Steps that measured it but each added fewer than 1,000 connections.
+	r := &Result{Scenario: "idle", Steps: []Step{
+		{Label: "0"},
+		{Label: "900", Conns: 900, BytesPerConn: 2000, KernelBytesPerSocket: 3700},
+		{Label: "1800", Conns: 1800, BytesPerConn: 2000, KernelBytesPerSocket: 3600},
+	}}
+	if v, src := idleKernelBytesPerSocket([]*Result{r}); v != 0 || src != "" {
+		t.Errorf("steps of 900 connections: %v %q, want none", v, src)
+	}
+
+	// Plan alone, by hand: 0 is the assumed figure; negative is a problem.
+	o := Plan(examplePlanInput())
+	if o.In.KernelBytesPerSocket != AssumedKernelBytesPerSocket || !strings.HasPrefix(o.In.KernelBytesPerSocketSource, "assumed:") {
+		t.Errorf("Plan's default kernel figure: %g %q", o.In.KernelBytesPerSocket, o.In.KernelBytesPerSocketSource)
+	}
+	in = examplePlanInput()
+	in.KernelBytesPerSocket = -1
+	if o := Plan(in); len(o.Problems) == 0 {
+		t.Errorf("negative kernel bytes per socket planned %d nodes", o.Nodes)
 	}
 }

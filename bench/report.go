@@ -192,7 +192,7 @@ func mdTable(b *strings.Builder, header []string, rows [][]string) {
 	b.WriteString("\n")
 }
 
-var idleHeader = []string{"step", "conns", "gateway RSS (MiB)", "bytes/conn (slope)", "conns per GiB", "kernel TCP mem (MiB)", "TCP sockets"}
+var idleHeader = []string{"step", "conns", "gateway RSS (MiB)", "bytes/conn (slope)", "conns per GiB", "kernel TCP mem (MiB)", "TCP sockets", "kernel B/socket"}
 
 func idleRow(s *Step) []string {
 	kmem := fmtFixed(float64(s.SockMemPages*4096)/(1<<20), 2)
@@ -202,6 +202,7 @@ func idleRow(s *Step) []string {
 	return []string{
 		s.Label, fmtCount(int64(s.Conns)), fmtMiB(s.GatewayRSS), fmtFixed(s.BytesPerConn, 0),
 		fmtFixed(connsPerGiB(s.BytesPerConn), 0), kmem, fmtCount(s.SocketsInUse),
+		fmtFixed(s.KernelBytesPerSocket, 0),
 	}
 }
 
@@ -211,7 +212,8 @@ func writeIdle(b *strings.Builder, r *Result) {
 		rows = append(rows, idleRow(&r.Steps[i]))
 	}
 	mdTable(b, idleHeader, rows)
-	b.WriteString("bytes/conn is the slope of gateway RSS from the previous step; conns per GiB = 1 GiB / bytes/conn; kernel TCP memory is /proc/net/sockstat's `mem` pages x 4096.\n\n")
+	b.WriteString("bytes/conn is the slope of gateway RSS from the previous step; conns per GiB = 1 GiB / bytes/conn; kernel TCP memory is /proc/net/sockstat's `mem` pages x 4096; " +
+		"kernel B/socket is the growth of the kernel's slab memory (/proc/meminfo `Slab`) over the growth of TCP sockets in use from the previous step, both host-wide (anything else running on the host adds noise).\n\n")
 	var steps []*Step
 	for _, s := range stepsByConns(r) {
 		if s.Conns > 0 && s.GatewayRSS > 0 {
@@ -234,6 +236,9 @@ func writeIdle(b *strings.Builder, r *Result) {
 	}
 	if v, src := idleBytesPerConn([]*Result{r}); v > 0 {
 		fmt.Fprintf(b, "The capacity plan uses %s bytes/conn (%s).\n\n", fmtFixed(v, 0), src)
+	}
+	if v, src := idleKernelBytesPerSocket([]*Result{r}); v > 0 {
+		fmt.Fprintf(b, "The capacity plan uses %s kernel bytes/socket (%s).\n\n", fmtFixed(v, 0), src)
 	}
 }
 
@@ -359,10 +364,10 @@ func Table(w io.Writer, r *Result) {
 	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
 	switch r.Scenario {
 	case "idle":
-		line("step", "conns", "RSS MiB", "B/conn", "conns/GiB", "kTCP MiB")
+		line("step", "conns", "RSS MiB", "B/conn", "conns/GiB", "kTCP MiB", "k B/socket")
 		for i := range r.Steps {
 			row := idleRow(&r.Steps[i])
-			line(row[:6]...)
+			line(append(row[:6:6], row[7])...)
 		}
 	case "connect":
 		line("step", "conns", "hs/s", "p50", "p90", "p99", "p99.9", "max ms", "errors")

@@ -34,10 +34,14 @@ func syntheticResults() []*Result {
 		// As cmd/wsbench records them: every result carries rooms and
 		// members, and idle starts with a step at 0 connections.
 		mk("idle", map[string]string{"rooms": "100", "members": "2000"},
-			Step{Label: "0", GatewayRSS: 16 << 20},
-			Step{Label: "1k", Conns: 1000, GatewayRSS: 20 << 20, SockMemPages: 10, SocketsInUse: 1002},
-			Step{Label: "5k", Conns: 5000, GatewayRSS: 20<<20 + 4000*2048, BytesPerConn: 2048, SockMemPages: 25, SocketsInUse: 5002},
-			Step{Label: "18k", Conns: 18000, GatewayRSS: 20<<20 + 17000*2048, BytesPerConn: 2048, SockMemPages: 256, SocketsInUse: 18002},
+			// The kernel's bytes per socket: none at 1k (the slab shrank),
+			// 3,600 and 3,800 B after.
+			Step{Label: "0", GatewayRSS: 16 << 20, SocketsInUse: 2, KernelSlab: 140 << 20},
+			Step{Label: "1k", Conns: 1000, GatewayRSS: 20 << 20, SockMemPages: 10, SocketsInUse: 1002, KernelSlab: 139 << 20},
+			Step{Label: "5k", Conns: 5000, GatewayRSS: 20<<20 + 4000*2048, BytesPerConn: 2048, SockMemPages: 25, SocketsInUse: 5002,
+				KernelSlab: 139<<20 + 4000*3600, KernelBytesPerSocket: 3600},
+			Step{Label: "18k", Conns: 18000, GatewayRSS: 20<<20 + 17000*2048, BytesPerConn: 2048, SockMemPages: 256, SocketsInUse: 18002,
+				KernelSlab: 139<<20 + 4000*3600 + 13000*3800, KernelBytesPerSocket: 3800},
 		),
 		mk("connect", map[string]string{"conns": "18000", "rooms": "1", "members": "2000"},
 			Step{Label: "connect", Conns: 18000, Duration: 4, Handshakes: 18000, Latency: synthLatency(800, 1_500, 3_250, 7_000, 9_500)},
@@ -85,8 +89,13 @@ func TestWriteReport(t *testing.T) {
 		"| kernel | 6.1.0-test |", "| Go | go1.26.8 |", "| gateway commit | abc1234 |",
 		"`--rate-limit=0 --max-conns=20000`", "2026-03-04 10:01 UTC to 2026-03-04 10:06 UTC",
 		// Idle: RSS 20 MiB + 17000 x 2 KiB = 53.2 MiB, 2,048 B/conn,
-		// 1 GiB / 2048 = 524,288 conns per GiB; 256 pages x 4096 = 1.00 MiB.
-		"| 18k | 18,000 | 53.2 | 2,048 | 524,288 | 1.00 | 18,002 |",
+		// 1 GiB / 2048 = 524,288 conns per GiB; 256 pages x 4096 = 1.00 MiB;
+		// 3,800 kernel bytes per socket, none measured at 1k.
+		"| step | conns | gateway RSS (MiB) | bytes/conn (slope) | conns per GiB | kernel TCP mem (MiB) | TCP sockets | kernel B/socket |",
+		"| 1k | 1,000 | 20.0 | — | — | 0.04 | 1,002 | — |",
+		"| 18k | 18,000 | 53.2 | 2,048 | 524,288 | 1.00 | 18,002 | 3,800 |",
+		// The plan's figure: the median of 3,600 and 3,800.
+		"The capacity plan uses 3,700 kernel bytes/socket (measured: idle result of 2026-03-04 10:02, median of 2 step(s)",
 		"Slope from 5,000 to 18,000 conns: **2,048 bytes/conn**, 524,288 conns per GiB",
 		// Connect: 18,000 handshakes in 4 s.
 		"| connect | 18,000 | 18,000 | 4,500 | 0.800 | 1.50 | 3.25 | 7.00 | 9.50 | 0 |",
@@ -192,10 +201,21 @@ func TestTable(t *testing.T) {
 		"ramp 1x10000  (Test CPU @ 2.0GHz, 2 cores, gateway abc1234)",
 		"best sustained: 2,000,000 deliveries/s at step r2",
 		"524,288", "1,250,000", "4,500",
+		"k B/socket",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Table output lacks %q:\n%s", want, out)
 		}
+	}
+	// The idle table's last column is the kernel bytes per socket.
+	last := ""
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "18k" {
+			last = f[len(f)-1]
+		}
+	}
+	if last != "3,800" {
+		t.Errorf("idle step 18k ends in %q, want its 3,800 kernel bytes/socket:\n%s", last, out)
 	}
 }
 

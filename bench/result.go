@@ -41,6 +41,12 @@ type Step struct {
 	BytesPerConn float64 `json:"bytes_per_conn,omitempty"` // slope from the previous step
 	SockMemPages int64   `json:"sockstat_tcp_mem_pages,omitempty"`
 	SocketsInUse int64   `json:"sockstat_tcp_inuse,omitempty"`
+	// KernelSlab is the kernel's slab memory (/proc/meminfo Slab) at the
+	// step; KernelBytesPerSocket its growth from the previous step over the
+	// growth of SocketsInUse, when both grew. Both readings are host-wide:
+	// anything else running on the host adds noise.
+	KernelSlab           int64   `json:"kernel_slab_bytes,omitempty"`
+	KernelBytesPerSocket float64 `json:"kernel_bytes_per_socket,omitempty"`
 
 	// Traffic (fanout, ramp, dm, churn).
 	TargetRate float64 `json:"target_msgs_per_s,omitempty"`
