@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,11 +22,12 @@ const root = "../.."
 // earlier ones were committed and later replaced, so they are read from the
 // commit that added them ("commit:path").
 const (
-	run263 = "bench/results/2026-11-22-263d068/"
-	runE15 = "72f944a:bench/results/2026-11-22-e15c191/"
-	run1cf = "0037a68:bench/results/2026-11-22-1cfd4ae/"
-	run56e = "f63c2e2:bench/results/2026-11-22-56e0a35/"
-	runBB2 = "9b2ae8a:bench/results/2026-11-22-bb2b735/"
+	runIdle = "bench/results/2026-12-02-b8099ac-idle/"
+	run263  = "bench/results/2026-11-22-263d068/"
+	runE15  = "72f944a:bench/results/2026-11-22-e15c191/"
+	run1cf  = "0037a68:bench/results/2026-11-22-1cfd4ae/"
+	run56e  = "f63c2e2:bench/results/2026-11-22-56e0a35/"
+	runBB2  = "9b2ae8a:bench/results/2026-11-22-bb2b735/"
 
 	metricsTxt = "bench/results/2026-11-22-afdc4cd-metrics-overhead.txt"
 	ackTxt     = "bench/results/2026-12-02-4d36449-store-ack.txt"
@@ -158,6 +161,61 @@ func match(re string) func([]byte) (string, error) {
 
 // slope is the idle scenario's RSS slope from its run README.
 var slope = match(`Slope from 5,000 to 18,000 conns: \*\*([\d,]+) bytes/conn\*\*`)
+
+// idleFigure reads an idle result's JSON: the RSS slope in bytes per
+// connection between two steps (by connection count), or with from < 0 the
+// median of the steps' kernel bytes per socket, rounded as the README
+// writes them ("1,719").
+func idleFigure(from, to int) func([]byte) (string, error) {
+	return func(data []byte) (string, error) {
+		var r struct {
+			Steps []struct {
+				Conns  int     `json:"conns"`
+				RSS    int64   `json:"gateway_rss_bytes"`
+				Kernel float64 `json:"kernel_bytes_per_socket"`
+			} `json:"steps"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			return "", err
+		}
+		if from < 0 {
+			var k []float64
+			for _, s := range r.Steps {
+				if s.Kernel > 0 && s.Conns >= 5000 {
+					k = append(k, s.Kernel)
+				}
+			}
+			if len(k) == 0 {
+				return "", fmt.Errorf("no kernel figure")
+			}
+			sort.Float64s(k)
+			m := k[len(k)/2]
+			if len(k)%2 == 0 {
+				m = (k[len(k)/2-1] + m) / 2
+			}
+			return thousands(int64(math.Round(m))), nil
+		}
+		rss := map[int]int64{}
+		for _, s := range r.Steps {
+			rss[s.Conns] = s.RSS
+		}
+		a, okA := rss[from]
+		b, okB := rss[to]
+		if !okA || !okB {
+			return "", fmt.Errorf("no steps at %d and %d conns", from, to)
+		}
+		return thousands(int64(math.Round(float64(b-a) / float64(to-from)))), nil
+	}
+}
+
+// thousands writes n with a comma between thousands.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
 
 // wsbench's JSON result, the fields used here.
 type result struct {
@@ -427,7 +485,28 @@ func figures() []figure {
 			values: vals,
 		}
 	}
+	idleRuns := func(kind string) []string {
+		var out []string
+		for i := 1; i <= 3; i++ {
+			out = append(out, fmt.Sprintf("%s%s-%d.json", runIdle, kind, i))
+		}
+		return out
+	}
+	idleRow := func(label, kind string) figure {
+		return figure{
+			name: "idle " + kind,
+			text: "| " + label + " | %s B | %s B | %s B |",
+			values: []v{
+				span(idleRuns(kind), idleFigure(5000, 15000)),
+				span(idleRuns(kind), idleFigure(1000, 19000)),
+				span(idleRuns(kind), idleFigure(-1, 0)),
+			},
+		}
+	}
 	return []figure{
+		idleRow("memory store (`--data-dir=`)", "memory"),
+		idleRow("durable store (default)", "disk"),
+		idleRow("memory store, `GOGC=50`", "memory-gogc50"),
 		benchRow("Fanout1k"),
 		benchRow("Fanout10k"),
 		benchRow("FanoutBurst10k"),
