@@ -146,7 +146,7 @@ func TestDecideFailures(t *testing.T) {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
-		}, "", "timeout after 100ms"},
+		}, "", "timeout after 1s"},
 		{"refused", nil, "refused", "connection refused"},
 		{"500", status(500, `{"text":"x"}`), "", "HTTP 500"},
 		{"204", status(204, ""), "", "HTTP 204"},
@@ -165,7 +165,9 @@ func TestDecideFailures(t *testing.T) {
 				url = newReceiver(t, tc.answer).srv.URL
 			}
 			reg := prometheus.NewRegistry()
-			h := start(t, Config{URL: url, Events: decisions, Timeout: 100 * time.Millisecond, FailOpen: open}, nil, reg)
+			// 1 s: long enough that no other case times out on a loaded
+			// machine; the timeout case waits it out, twice.
+			h := start(t, Config{URL: url, Events: decisions, Timeout: time.Second, FailOpen: open}, nil, reg)
 			d := decide(t, h, EventPublish, bodies[EventPublish].body)
 			want := Unavailable
 			if open {

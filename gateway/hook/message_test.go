@@ -277,7 +277,9 @@ func TestUnseenAnswerRepeatsBatch(t *testing.T) {
 	}
 	src := newMemSource()
 	cfg := msgConfig(rc.srv.URL, 100)
-	cfg.Timeout = 100 * time.Millisecond
+	// The slow answer waits out the whole timeout; the others must not
+	// (a loaded CI machine once took over 100 ms to answer each one).
+	cfg.Timeout = time.Second
 	cfg.BatchWait = 30 * time.Millisecond
 	h := start(t, cfg, src, nil)
 	store(h, src, "r", 5)
