@@ -266,7 +266,8 @@ func (s *Server) newEngine() {
 	// on a handler goroutine and race the poller over a reused descriptor
 	// (docs/nbio.md).
 	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
-		if sess := sessionOf(c); sess != nil {
+		// nbio calls this with c's lock held; serveWS sets sess.c under it.
+		if sess := sessionOf(c); sess != nil && sess.c != nil {
 			sess.c.Written(n)
 		}
 	})
@@ -489,10 +490,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	sess.reader.ctrl.Init(s.cfg.Burst, now)
 	sess.bucket.Init(s.cfg.Burst, now)
 	_, _ = rand.Read(sess.sid[:])
-	sess.c = s.hub.NewClient(user, sock, now)
 	// The session is the socket's before the 101 goes out, so that the
 	// frames a client sends once it has the 101 find it; they are handled
-	// as jobs queued behind this handler.
+	// as jobs queued behind this handler, so sess.c, set after the 101, is
+	// there when they run. The hub client is made after the 101: from
+	// then on the heartbeat sweep may ping it, and a ping before the 101
+	// would corrupt the handshake.
 	if tc, ok := sock.(*tls.Conn); ok {
 		nc.SetSession(&tlsSession{session: sess, tc: tc})
 	} else {
@@ -504,6 +507,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	nc.OnData(nil)
 	s.pending.upgraded(nc)
 	_, _ = sock.Write(switchingProtocols(r.Header.Get("Sec-WebSocket-Key")))
+	// Under the socket's lock, which nbio holds while it reports written
+	// bytes (OnWrittenSize): bytes written before sess.c is set (the 101)
+	// are not the hub's, and a ping the sweep sends as soon as the client
+	// is registered waits for the lock, so it is counted. No cycle: the
+	// sweep takes a socket's lock only for clients already registered,
+	// and this one is registered inside NewClient.
+	nc.Lock()
+	sess.c = s.hub.NewClient(user, sock, now)
+	nc.Unlock()
 	if ident != nil {
 		s.expiries.set(sess, unixNano(ident.Expires))
 	}
