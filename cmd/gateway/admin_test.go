@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +111,21 @@ func pageStatus(t *testing.T, addr, path string) int {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestDefaultGOGC: the binary sets the collector's target to defaultGOGC
+// unless GOGC is set in its environment, which wins.
+func TestDefaultGOGC(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want float64
+	}{{nil, defaultGOGC}, {[]string{"GOGC=100"}, 100}} {
+		if _, set := os.LookupEnv("GOGC"); set && c.env == nil {
+			continue // this environment's own GOGC would reach the process
+		}
+		p := startGateway(t, c.env)
+		if got := metric(t, p.admin, "go_gc_gogc_percent"); got != c.want {
+			t.Errorf("env %v: go_gc_gogc_percent %v, want %v", c.env, got, c.want)
+		}
+	}
 }

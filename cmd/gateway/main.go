@@ -34,6 +34,15 @@ import (
 // Without them, the module version and VCS revision Go records are used.
 var version, commit string
 
+// defaultGOGC is the collector's target when the GOGC environment variable
+// is not set: 50 rather than Go's 100. A node's heap is mostly long-lived
+// connection state and its fan-out allocates nothing per recipient, so a
+// tighter target cost no measurable CPU per delivery (1x2000 at 200 msg/s,
+// 100x100 at 2,000 msg/s) and cuts the process memory per idle connection
+// by about 300 B (README, "Memory per idle connection, by owner"). GOGC
+// set in the environment wins, as Go documents.
+const defaultGOGC = 50
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "version" {
 		fmt.Println("gateway", versionString())
@@ -122,6 +131,9 @@ func run(args []string) error {
 	}
 	opt.cfg.Logger = newLogger(os.Stderr, opt.logFormat, opt.logLevel)
 	opt.cfg.Version = versionString()
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGOGC)
+	}
 
 	if opt.profile != "" {
 		// Written when run returns, after the drain: the whole life of

@@ -23,6 +23,7 @@ const root = "../.."
 // commit that added them ("commit:path").
 const (
 	runIdle = "bench/results/2026-12-02-b8099ac-idle/"
+	runGOGC = "bench/results/2026-12-02-f5f24d3-gogc/"
 	run263  = "bench/results/2026-11-22-263d068/"
 	runE15  = "72f944a:bench/results/2026-11-22-e15c191/"
 	run1cf  = "0037a68:bench/results/2026-11-22-1cfd4ae/"
@@ -503,7 +504,18 @@ func figures() []figure {
 			},
 		}
 	}
+	gogcRow := func(label, shape, step string) figure {
+		var vals []v
+		for _, g := range []string{"100", "50"} {
+			for i := 1; i <= 2; i++ {
+				vals = append(vals, one(fmt.Sprintf("%s%s-gogc%s-%d.txt", runGOGC, shape, g, i), row(step, fPerCPU)))
+			}
+		}
+		return figure{"gogc " + shape, "| " + label + " | %s / %s | %s / %s |", vals}
+	}
 	return []figure{
+		gogcRow("1x2000 at 200 msg/s", "1x2000", "1x2000@200"),
+		gogcRow("100x100 at 2,000 msg/s", "100x100", "100x100@2000"),
 		idleRow("memory store (`--data-dir=`)", "memory"),
 		idleRow("durable store (default)", "disk"),
 		idleRow("memory store, `GOGC=50`", "memory-gogc50"),
