@@ -22,13 +22,14 @@ const root = "../.."
 // earlier ones were committed and later replaced, so they are read from the
 // commit that added them ("commit:path").
 const (
-	runIdle = "bench/results/2026-12-02-b8099ac-idle/"
-	runGOGC = "bench/results/2026-12-02-f5f24d3-gogc/"
-	run263  = "bench/results/2026-11-22-263d068/"
-	runE15  = "72f944a:bench/results/2026-11-22-e15c191/"
-	run1cf  = "0037a68:bench/results/2026-11-22-1cfd4ae/"
-	run56e  = "f63c2e2:bench/results/2026-11-22-56e0a35/"
-	runBB2  = "9b2ae8a:bench/results/2026-11-22-bb2b735/"
+	runIdle      = "bench/results/2026-12-02-b8099ac-idle/"
+	runIdleFinal = "bench/results/2026-12-02-c5941d7-idle/"
+	runGOGC      = "bench/results/2026-12-02-f5f24d3-gogc/"
+	run263       = "bench/results/2026-11-22-263d068/"
+	runE15       = "72f944a:bench/results/2026-11-22-e15c191/"
+	run1cf       = "0037a68:bench/results/2026-11-22-1cfd4ae/"
+	run56e       = "f63c2e2:bench/results/2026-11-22-56e0a35/"
+	runBB2       = "9b2ae8a:bench/results/2026-11-22-bb2b735/"
 
 	metricsTxt = "bench/results/2026-11-22-afdc4cd-metrics-overhead.txt"
 	ackTxt     = "bench/results/2026-12-02-4d36449-store-ack.txt"
@@ -486,24 +487,25 @@ func figures() []figure {
 			values: vals,
 		}
 	}
-	idleRuns := func(kind string) []string {
+	idleRuns := func(dir, kind string) []string {
 		var out []string
 		for i := 1; i <= 3; i++ {
-			out = append(out, fmt.Sprintf("%s%s-%d.json", runIdle, kind, i))
+			out = append(out, fmt.Sprintf("%s%s-%d.json", dir, kind, i))
 		}
 		return out
 	}
-	idleRow := func(label, kind string) figure {
+	idleRowIn := func(dir, label, kind string) figure {
 		return figure{
-			name: "idle " + kind,
+			name: "idle " + dir + kind,
 			text: "| " + label + " | %s B | %s B | %s B |",
 			values: []v{
-				span(idleRuns(kind), idleFigure(5000, 15000)),
-				span(idleRuns(kind), idleFigure(1000, 19000)),
-				span(idleRuns(kind), idleFigure(-1, 0)),
+				span(idleRuns(dir, kind), idleFigure(5000, 15000)),
+				span(idleRuns(dir, kind), idleFigure(1000, 19000)),
+				span(idleRuns(dir, kind), idleFigure(-1, 0)),
 			},
 		}
 	}
+	idleRow := func(label, kind string) figure { return idleRowIn(runIdle, label, kind) }
 	gogcRow := func(label, shape, step string) figure {
 		var vals []v
 		for _, g := range []string{"100", "50"} {
@@ -516,6 +518,8 @@ func figures() []figure {
 	return []figure{
 		gogcRow("1x2000 at 200 msg/s", "1x2000", "1x2000@200"),
 		gogcRow("100x100 at 2,000 msg/s", "100x100", "100x100@2000"),
+		idleRowIn(runIdleFinal, "c5941d7, memory store (`--data-dir=`)", "memory"),
+		idleRowIn(runIdleFinal, "c5941d7, durable store (default)", "disk"),
 		idleRow("memory store (`--data-dir=`)", "memory"),
 		idleRow("durable store (default)", "disk"),
 		idleRow("memory store, `GOGC=50`", "memory-gogc50"),
