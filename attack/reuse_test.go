@@ -78,25 +78,22 @@ func TestCloseFrameThenUpgrade(t *testing.T) {
 	p := startGateway(t)
 	rounds := pick(1000, 10000)
 	failed := 0
+	// byeAfterUpgrade upgrades as user, sends a close frame, reads the
+	// answer and closes at once, as browsers do once they have it.
+	byeAfterUpgrade := func(i int, user string) {
+		c, err := tryDialWS(p.Addr, user, "")
+		if err != nil {
+			failed++
+			t.Logf("upgrade %d after a close frame: %v", i, err)
+			return
+		}
+		c.write(t, clientFrame(true, opClose, true, closePayload(1000, "")))
+		_, _, _ = c.awaitClose(3 * time.Second)
+		_ = c.Close()
+	}
 	for i := 0; i < rounds; i++ {
-		a, err := tryDialWS(p.Addr, "a"+strconv.Itoa(i), "")
-		if err != nil {
-			failed++
-			t.Logf("upgrade %d after a close frame: %v", i, err)
-			continue
-		}
-		a.write(t, clientFrame(true, opClose, true, closePayload(1000, "")))
-		_, _, _ = a.awaitClose(3 * time.Second)
-		_ = a.Close() // at once, as browsers do once they have the answer
-		b, err := tryDialWS(p.Addr, "b"+strconv.Itoa(i), "")
-		if err != nil {
-			failed++
-			t.Logf("upgrade %d after a close frame: %v", i, err)
-			continue
-		}
-		b.write(t, clientFrame(true, opClose, true, closePayload(1000, "")))
-		_, _, _ = b.awaitClose(3 * time.Second)
-		_ = b.Close()
+		byeAfterUpgrade(i, "a"+strconv.Itoa(i))
+		byeAfterUpgrade(i, "b"+strconv.Itoa(i))
 	}
 	if failed > 0 {
 		t.Fatalf("%d of %d upgrades after a close frame failed", failed, rounds)
