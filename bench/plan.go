@@ -440,12 +440,41 @@ func idleKernelBytesPerSocket(results []*Result) (float64, string) {
 		r.Started.Format("2006-01-02 15:04"), len(vs), strings.Join(labels, ", "))
 }
 
+// idleSpan returns the steps an idle result's slope is taken over: from
+// the second loaded step when there are three or more (the first carries
+// the process's start-up growth, not per-connection cost) to the largest.
+// ok is false without two loaded steps that recorded the gateway's RSS.
+func idleSpan(r *Result) (lo, hi *Step, ok bool) {
+	var steps []*Step
+	for _, s := range stepsByConns(r) {
+		if s.Conns > 0 && s.GatewayRSS > 0 {
+			steps = append(steps, s)
+		}
+	}
+	if len(steps) < 2 {
+		return nil, nil, false
+	}
+	lo, hi = steps[0], steps[len(steps)-1]
+	if len(steps) >= 3 {
+		lo = steps[1]
+	}
+	return lo, hi, hi.Conns > lo.Conns
+}
+
 // idleBytesPerConn returns the bytes per connection of the last idle result
-// (see PlanFromResults) and a description of where it came from.
+// (see PlanFromResults) and a description of where it came from: the RSS
+// slope over its span (idleSpan), the figure its report leads with. One
+// step's slope alone moved by several hundred bytes between steps of one
+// run; without RSS readings, the largest step's slope, else the mean.
 func idleBytesPerConn(results []*Result) (float64, string) {
 	r := lastIdle(results)
 	if r == nil {
 		return 0, ""
+	}
+	if lo, hi, ok := idleSpan(r); ok && hi.GatewayRSS > lo.GatewayRSS {
+		return float64(hi.GatewayRSS-lo.GatewayRSS) / float64(hi.Conns-lo.Conns),
+			fmt.Sprintf("idle result of %s, RSS slope from step %q to %q (%s to %s conns)",
+				r.Started.Format("2006-01-02 15:04"), lo.Label, hi.Label, fmtNum(float64(lo.Conns)), fmtNum(float64(hi.Conns)))
 	}
 	steps := stepsByConns(r)
 	last := steps[len(steps)-1]

@@ -233,6 +233,25 @@ func TestPlanFromResults(t *testing.T) {
 		t.Errorf("sources: %q, %q", in.BytesPerConnSource, in.DeliveriesPerCPUSecSource)
 	}
 
+	// With the gateway's RSS at each step: the slope from the second
+	// loaded step to the largest (here 5k to 18k: 20 MiB over 13,000), not
+	// the largest step's own slope.
+	idleRSS := &Result{Scenario: "idle", Steps: []Step{
+		{Label: "0", GatewayRSS: 8 << 20},
+		{Label: "1k", Conns: 1000, GatewayRSS: 12 << 20, BytesPerConn: 4194},
+		{Label: "5k", Conns: 5000, GatewayRSS: 20 << 20, BytesPerConn: 2097},
+		{Label: "18k", Conns: 18000, GatewayRSS: 40 << 20, BytesPerConn: 1613},
+		{Label: "10k", Conns: 10000, GatewayRSS: 26 << 20, BytesPerConn: 1258},
+	}}
+	in, err = PlanFromResults(PlanInput{}, []*Result{idleRSS, fanout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	approxEq(t, "bytes/conn over the span", in.BytesPerConn, float64(20<<20)/13000)
+	if !strings.Contains(in.BytesPerConnSource, `from step "5k" to "18k"`) {
+		t.Errorf("source: %q", in.BytesPerConnSource)
+	}
+
 	// Without a slope on the largest step: the mean of the slopes after the
 	// first step.
 	idle.Steps[1].BytesPerConn = 0

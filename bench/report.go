@@ -214,25 +214,10 @@ func writeIdle(b *strings.Builder, r *Result) {
 	mdTable(b, idleHeader, rows)
 	b.WriteString("bytes/conn is the slope of gateway RSS from the previous step; conns per GiB = 1 GiB / bytes/conn; kernel TCP memory is /proc/net/sockstat's `mem` pages x 4096; " +
 		"kernel B/socket is the growth of the kernel's slab memory (/proc/meminfo `Slab`) over the growth of TCP sockets in use from the previous step, both host-wide (anything else running on the host adds noise).\n\n")
-	var steps []*Step
-	for _, s := range stepsByConns(r) {
-		if s.Conns > 0 && s.GatewayRSS > 0 {
-			steps = append(steps, s)
-		}
-	}
-	if len(steps) >= 2 {
-		// From the second loaded step when there are three or more (5k to
-		// 18k with the default steps): the first carries the process's
-		// start-up growth, not per-connection cost.
-		lo, hi := steps[0], steps[len(steps)-1]
-		if len(steps) >= 3 {
-			lo = steps[1]
-		}
-		if hi.Conns > lo.Conns {
-			slope := float64(hi.GatewayRSS-lo.GatewayRSS) / float64(hi.Conns-lo.Conns)
-			fmt.Fprintf(b, "Slope from %s to %s conns: **%s bytes/conn**, %s conns per GiB of process memory.\n\n",
-				fmtCount(int64(lo.Conns)), fmtCount(int64(hi.Conns)), fmtFixed(slope, 0), fmtFixed(connsPerGiB(slope), 0))
-		}
+	if lo, hi, ok := idleSpan(r); ok {
+		slope := float64(hi.GatewayRSS-lo.GatewayRSS) / float64(hi.Conns-lo.Conns)
+		fmt.Fprintf(b, "Slope from %s to %s conns: **%s bytes/conn**, %s conns per GiB of process memory.\n\n",
+			fmtCount(int64(lo.Conns)), fmtCount(int64(hi.Conns)), fmtFixed(slope, 0), fmtFixed(connsPerGiB(slope), 0))
 	}
 	if v, src := idleBytesPerConn([]*Result{r}); v > 0 {
 		fmt.Fprintf(b, "The capacity plan uses %s bytes/conn (%s).\n\n", fmtFixed(v, 0), src)
