@@ -240,7 +240,7 @@ func TestPlanFromResults(t *testing.T) {
 		{Label: "0", GatewayRSS: 8 << 20},
 		{Label: "1k", Conns: 1000, GatewayRSS: 12 << 20, BytesPerConn: 4194},
 		{Label: "5k", Conns: 5000, GatewayRSS: 20 << 20, BytesPerConn: 2097},
-		{Label: "18k", Conns: 18000, GatewayRSS: 40 << 20, BytesPerConn: 1613},
+		{Label: "18k", Conns: 18000, GatewayRSS: 40 << 20, BytesPerConn: 1835},
 		{Label: "10k", Conns: 10000, GatewayRSS: 26 << 20, BytesPerConn: 1258},
 	}}
 	in, err = PlanFromResults(PlanInput{}, []*Result{idleRSS, fanout})
