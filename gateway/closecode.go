@@ -7,9 +7,8 @@ import "github.com/chatgw/gateway/gateway/hub"
 // with is named here, and closeReason below says what each means in a log
 // line, so that adding a code is one edit in one file.
 //
-// They are untyped constants, not a defined type: hub.Client.Close,
-// MarkClosing and CloseCode, nbio's close handler and the metrics all
-// speak int, and a type of our own would only add conversions at each of
+// They are untyped constants, not a defined type: hub.Client.Close and
+// CloseCode, the WebSocket reader and the metrics all speak int, and a type of our own would only add conversions at each of
 // them without catching anything, every code here being a constant.
 const (
 	closeNormal        = hub.CloseNormal       // 1000: a client's own close, answered; API disconnect
@@ -26,15 +25,9 @@ const (
 
 // Codes that are never sent, but that the gateway reads or reports.
 const (
-	// closeNoStatus is what nbio reports for a close frame without a code;
-	// it is answered with closeNormal.
-	closeNoStatus = 1005
 	// closeAbnormal is logged and counted for a socket that dropped
 	// without a close frame.
 	closeAbnormal = 1006
-	// closeTLSHandshake must never be sent (RFC 6455 7.4.1); a client
-	// that sends it gets closeProtocolError.
-	closeTLSHandshake = 1015
 )
 
 // closeCodeOf is the code a closed connection is logged and counted with:

@@ -145,8 +145,8 @@ const (
 
 // frameStart judges the frame whose header was just read, and returns the
 // close code and reason when it ends the connection. r.remain is still the
-// frame's whole length. A frame it keeps has
-// its buffer ready; one it drops is skipped (r.dropping).
+// frame's whole length. A frame it keeps has its buffer ready; one it
+// drops is skipped (r.dropping).
 func (s *Server) frameStart(ss *session) (int, string) {
 	r := &ss.reader
 	if r.b1&0x80 == 0 {

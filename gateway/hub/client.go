@@ -286,16 +286,3 @@ func (h *Hub) unregister(c *Client) {
 	r.mu.Unlock()
 	h.stats.conns.Add(-1)
 }
-
-// MarkClosing stops all writes to c after a close frame with code was
-// written by someone else (nbio writes 1009 itself), and starts the close
-// grace.
-func (c *Client) MarkClosing(code int) {
-	c.mu.Lock()
-	if !c.closing {
-		c.closing = true
-		c.closeCode = uint16(code)
-		c.hub.closingAdd(c)
-	}
-	c.mu.Unlock()
-}

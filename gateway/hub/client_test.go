@@ -201,24 +201,6 @@ func TestCloseGraceRemoved(t *testing.T) {
 	}
 }
 
-// MarkClosing stops writes and starts the grace without a frame of its own.
-func TestMarkClosing(t *testing.T) {
-	const grace = int64(time.Millisecond)
-	h := newHub(t, hub.Config{CloseGrace: grace})
-	s := &recorder{}
-	c := h.NewClient("alice", s, now())
-	c.MarkClosing(1009)
-	c.Send(messageFrame("r", 1))
-	c.Close(hub.CloseNormal, "bye")
-	if s.Writes() != 0 {
-		t.Fatalf("%d writes after MarkClosing, want none", s.Writes())
-	}
-	h.Tick(0, now()+grace+int64(time.Second), int64(time.Hour))
-	if s.Closes() != 1 {
-		t.Fatalf("socket closes = %d, want 1 after the grace", s.Closes())
-	}
-}
-
 // Tick pings live clients and closes (1000) those silent for longer than
 // idle; Seen keeps a client alive.
 func TestTickHeartbeat(t *testing.T) {

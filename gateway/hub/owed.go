@@ -72,7 +72,7 @@ func (c *Client) releaseWait() {
 	delete(h.waitQ, c)
 	h.closingMu.Unlock()
 	c.waiting = false
-	if ok && !c.closing { // not closed meanwhile by other means (MarkClosing, Remove)
+	if ok && !c.closing { // not closed meanwhile by other means (Remove)
 		c.sendClose(int(e.code), e.reason)
 	}
 }
