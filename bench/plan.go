@@ -22,6 +22,16 @@ import (
 // connection.
 const AssumedKernelBytesPerSocket = 3800
 
+// defaultKernel gives in the assumed kernel figure when it has none, and
+// calls a figure given without a source "given".
+func (in *PlanInput) defaultKernel() {
+	if in.KernelBytesPerSocket == 0 {
+		in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = AssumedKernelBytesPerSocket, assumedKernelSource
+	} else if in.KernelBytesPerSocketSource == "" {
+		in.KernelBytesPerSocketSource = "given"
+	}
+}
+
 // assumedKernelSource describes AssumedKernelBytesPerSocket in a plan.
 const assumedKernelSource = "assumed: read with slabtop on the 2-core development machine (tcp_sock, inode, dentry, file and epoll item per socket), not a committed measurement; an idle result that records kernel_bytes_per_socket measures it"
 
@@ -157,11 +167,7 @@ func Plan(in PlanInput) PlanOutput {
 	if in.ConnectionsPerUser == 0 {
 		in.ConnectionsPerUser = 1
 	}
-	if in.KernelBytesPerSocket == 0 {
-		in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = AssumedKernelBytesPerSocket, assumedKernelSource
-	} else if in.KernelBytesPerSocketSource == "" {
-		in.KernelBytesPerSocketSource = "given"
-	}
+	in.defaultKernel()
 	o := PlanOutput{In: in}
 	problem := func(format string, args ...any) {
 		o.Problems = append(o.Problems, fmt.Sprintf(format, args...))
@@ -297,9 +303,10 @@ func ceilNodes(x float64) int {
 // PlanFromResults fills in's measured costs from results, where in leaves
 // them zero (a value given in in wins over a measured one):
 //
-//   - BytesPerConn from the last idle result: the slope of its step with the
-//     most connections, or when that is not positive, the mean of the
-//     positive slopes of its steps after the first;
+//   - BytesPerConn from the last idle result: its RSS slope from its second
+//     loaded step to its largest (idleSpan), or without RSS readings the
+//     slope of its step with the most connections, or when that is not
+//     positive, the mean of the positive slopes of its steps after the first;
 //   - KernelBytesPerSocket from the same idle result: the median of the
 //     kernel bytes per socket its steps measured, over the steps with at
 //     least 1,000 connections more than the previous one; when it measured
@@ -372,14 +379,9 @@ func planFromResults(in PlanInput, results []*Result, names []string) (PlanInput
 		in.BytesPerConnSource = "given"
 	}
 	if in.KernelBytesPerSocket <= 0 {
-		if v, src := idleKernelBytesPerSocket(results); v > 0 {
-			in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = v, src
-		} else {
-			in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = AssumedKernelBytesPerSocket, assumedKernelSource
-		}
-	} else if in.KernelBytesPerSocketSource == "" {
-		in.KernelBytesPerSocketSource = "given"
+		in.KernelBytesPerSocket, in.KernelBytesPerSocketSource = idleKernelBytesPerSocket(results) // 0, "" when none
 	}
+	in.defaultKernel()
 	if in.DeliveriesPerCPUSec <= 0 {
 		if v, src := profileDeliveriesPerCPUSec(in.Profile); v > 0 {
 			in.DeliveriesPerCPUSec, in.DeliveriesPerCPUSecSource = v, src
