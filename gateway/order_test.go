@@ -142,10 +142,19 @@ func TestResumeUnderLiveTrafficNoGapNoDuplicate(t *testing.T) {
 	a.Join("general")
 	b := n.dial(t, "bob")
 	epoch := b.Join("general").Str("epoch")
-	done := make(chan struct{})
+	// The sender may run at most pauseAt messages ahead before the resume
+	// is answered: past 40 + HistorySize (100) the resume cannot be
+	// recovered, and a loaded machine once let it get 250 ahead.
+	const pauseAt = 130
+	done, resumed := make(chan struct{}), make(chan struct{})
+	resume := sync.OnceFunc(func() { close(resumed) })
+	defer resume() // a failed resume must not leave the sender waiting
 	go func() {
 		defer close(done)
 		for i := 1; i <= total; i++ {
+			if i == pauseAt {
+				<-resumed
+			}
 			b := fmt.Sprintf(`{"type":"send","room":"general","text":"m%d"}`, i)
 			if err := a.WS.WriteMessage(websocket.TextMessage, []byte(b)); err != nil {
 				return
@@ -159,6 +168,7 @@ func TestResumeUnderLiveTrafficNoGapNoDuplicate(t *testing.T) {
 	_ = b.WS.Close()
 	b2 := n.dial(t, "bob")
 	j := b2.Request(map[string]any{"type": "join", "id": "r", "room": "general", "since": map[string]any{"seq": 40, "epoch": epoch}})
+	resume()
 	if j["recovered"] != true {
 		t.Fatalf("not recovered: %v", j)
 	}
