@@ -220,7 +220,7 @@ func parseHeap(text string, keepStacks bool) map[uint64]heapSite {
 // ownerNames are the owners bytes/conn is split into, in report order.
 var ownerNames = []string{
 	"nbio-conn",    // nbio.Conn, its job list
-	"conn-addrs",   // the local and remote net.TCPAddr nbio.Conn keeps, with the sockaddrs their IPs point into
+	"conn-addrs",   // the remote address nbio.Conn keeps (slimAddrs); without it, both net.TCPAddr with the sockaddrs their IPs point into
 	"nbio-ws",      // nbhttp/websocket.Conn: frame parser state, its buffers
 	"http-upgrade", // what the upgrade leaves behind: nbhttp's Conn wrapper, processor, parser, headers
 	"nbio-index",   // nbhttp's engine.conns map
@@ -257,6 +257,7 @@ var ownerRules = []struct{ owner, match string }{
 	{"session", "gateway.(*session)"},
 	{"session", "gateway.(*joining)"},
 	{"nbio-ws", "nbhttp/websocket."},
+	{"conn-addrs", "gateway.slimAddrs"},
 	{"conn-addrs", "net.sockaddrToTCP"},
 	{"conn-addrs", "syscall.anyToSockaddr"},
 	{"nbio-index", "nbhttp.(*Engine).AddConnNonTLSNonBlocking engine.go:711"},

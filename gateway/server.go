@@ -250,7 +250,11 @@ func (s *Server) newEngine() {
 	// asks; nbio's own check would close with 1002.
 	s.engine.CheckUtf8 = func([]byte) bool { return true }
 	s.engine.OnData(s.onData)
-	s.engine.OnOpen(func(c net.Conn) { s.pending.add(c, time.Now().UnixNano()) })
+	local := s.ln.Addr()
+	s.engine.OnOpen(func(c net.Conn) {
+		slimAddrs(c, local)
+		s.pending.add(c, time.Now().UnixNano())
+	})
 	// nbio calls this as a job on the socket's queue (after its messages'
 	// jobs), once the poller has closed it.
 	s.engine.OnClose(func(c net.Conn, _ error) {
