@@ -248,6 +248,16 @@ func (c *Client) memberOf(name string) *Member {
 	return nil
 }
 
+// memberOfRoom reports whether c is a member of r. c.mu held.
+func (c *Client) memberOfRoom(r *Room) bool {
+	for _, m := range c.rooms {
+		if m.room == r {
+			return true
+		}
+	}
+	return false
+}
+
 // IsMember reports whether c has joined the room named name.
 func (c *Client) IsMember(name string) bool {
 	c.mu.Lock()

@@ -3,10 +3,13 @@ package hub
 import (
 	"hash/maphash"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chatgw/gateway/codec"
 )
 
 const (
@@ -80,9 +83,17 @@ type roomShard struct {
 // Room is a set of members with the per-user state presence, typing and
 // read receipts need. It exists while it has members or a Publish is using
 // it. Every connection has one of its own (its inbox), so a Room is kept to
-// 64 bytes: the worker is an index, and the per-user maps are only made
-// when a second distinct user joins or a user's typing or read state is
-// needed.
+// 64 bytes: the worker is an index, and the per-user state is only made
+// when a user has a second connection in the room or types or sends a read
+// receipt there.
+//
+// Distinct users are counted without a per-user map, which cost about 58
+// bytes per membership: a user's connections on this node are the members
+// of its inbox (every connection joins its inbox before any other room and
+// leaves it after all of them, and only the inbox's user may join it), so
+// whether a joining or leaving connection's user has another connection in
+// a room is asked there (otherConnIn), and a room keeps only how many of
+// its members are a user's second or later connection in it (dups).
 type Room struct {
 	name string
 
@@ -98,10 +109,9 @@ type Room struct {
 // roomUsers is a room's per-user bookkeeping, kept apart from Room because
 // most rooms (inboxes) never need it.
 type roomUsers struct {
-	// conns counts each distinct user's connections. It is nil while all
-	// members are connections of one user (an inbox always), whose count
-	// is then len(members).
-	conns map[string]int32
+	// dups counts the members that are not their user's only connection
+	// in the room: the distinct users are len(members) - dups.
+	dups int32
 	// acts has the state of the users that typed or sent read receipts,
 	// which most never do; it goes when the user's last connection does.
 	acts map[string]*userActs
@@ -114,79 +124,89 @@ type userActs struct {
 
 // The methods below on a Room's users are called with r.mu held.
 
-// oneUser reports whether every member is a connection of one user, the
-// one of members[0], so that no per-user counts are kept.
-func (r *Room) oneUser() bool { return r.users == nil || r.users.conns == nil }
+func (r *Room) dups() int32 {
+	if r.users == nil {
+		return 0
+	}
+	return r.users.dups
+}
 
 // userCount returns the number of distinct users with a connection in r.
 func (r *Room) userCount() int {
+	if codec.IsInbox(r.name) {
+		return min(len(r.members), 1)
+	}
+	return len(r.members) - int(r.dups())
+}
+
+// firstConn reports whether c, joining r, would be its user's first
+// connection in r. Called with r's lock held and c's not.
+func (h *Hub) firstConn(r *Room, c *Client) bool {
+	if codec.IsInbox(r.name) {
+		return len(r.members) == 0
+	}
+	return !h.otherConnIn(r, c)
+}
+
+// addDup counts a member that is not its user's first connection in r.
+func (r *Room) addDup() {
+	if r.users == nil {
+		r.users = &roomUsers{}
+	}
+	r.users.dups++
+}
+
+// removeUser counts c leaving r, after its member was removed, and reports
+// whether it was its user's last connection in r. Called with r's lock
+// held and c's not.
+func (h *Hub) removeUser(r *Room, c *Client) (last bool) {
 	switch {
-	case !r.oneUser():
-		return len(r.users.conns)
-	case len(r.members) > 0:
-		return 1
-	}
-	return 0
-}
-
-// hasUser reports whether user has a connection in r.
-func (r *Room) hasUser(user string) bool {
-	if r.oneUser() {
-		return len(r.members) > 0 && r.members[0].client.User == user
-	}
-	return r.users.conns[user] > 0
-}
-
-// addUser counts a connection of user joining r, before its member is
-// added, and reports whether it is the user's first.
-func (r *Room) addUser(user string) (first bool) {
-	if r.oneUser() {
-		if len(r.members) == 0 {
-			return true
-		}
-		only := r.members[0].client.User
-		if only == user {
-			return false
-		}
-		if r.users == nil {
-			r.users = &roomUsers{}
-		}
-		r.users.conns = map[string]int32{only: int32(len(r.members))}
-	}
-	n := r.users.conns[user]
-	r.users.conns[user] = n + 1
-	return n == 0
-}
-
-// removeUser counts a connection of user leaving r, after its member was
-// removed, and reports whether it was the user's last.
-func (r *Room) removeUser(user string) (last bool) {
-	if r.oneUser() {
+	case codec.IsInbox(r.name):
 		last = len(r.members) == 0
-	} else {
-		n := r.users.conns[user]
-		switch {
-		case n <= 0:
-			return false
-		case n > 1:
-			r.users.conns[user] = n - 1
-			return false
-		}
-		delete(r.users.conns, user)
+	case r.dups() == 0: // every member is its user's only one: c was
+		last = true
+	case h.otherConnIn(r, c):
+		r.users.dups--
+		return false
+	default:
 		last = true
 	}
 	if last && r.users != nil {
-		delete(r.users.acts, user)
+		delete(r.users.acts, c.User)
 	}
 	return last
 }
 
-// userActs returns the typing and read state of user, or nil if it has no
+// otherConnIn reports whether a connection of c's user other than c is a
+// member of r, which is not an inbox. It looks through the user's inbox,
+// whose members are the user's connections on this node. Lock order: r's,
+// then the inbox's, then each other connection's, one at a time; nothing
+// locks a room while holding an inbox's lock, nor a room while holding a
+// client's.
+func (h *Hub) otherConnIn(r *Room, c *Client) bool {
+	ib := h.lookup(codec.Inbox(c.User))
+	if ib == nil {
+		return false
+	}
+	defer ib.mu.Unlock()
+	for _, m := range ib.members {
+		o := m.client
+		if o == c {
+			continue
+		}
+		o.mu.Lock()
+		in := o.memberOfRoom(r)
+		o.mu.Unlock()
+		if in {
+			return true
+		}
+	}
+	return false
+}
+
+// userActs returns the typing and read state of user, who must have a
 // connection in r.
 func (r *Room) userActs(user string) *userActs {
-	if !r.hasUser(user) {
-		return nil
-	}
 	if r.users == nil {
 		r.users = &roomUsers{}
 	}
@@ -201,16 +221,16 @@ func (r *Room) userActs(user string) *userActs {
 	return a
 }
 
-// appendUsers appends the name of every distinct user in r to dst.
+// appendUsers appends the name of every distinct user in r to dst,
+// sorted.
 func (r *Room) appendUsers(dst []string) []string {
-	if r.oneUser() {
-		if len(r.members) > 0 {
-			dst = append(dst, r.members[0].client.User)
-		}
-		return dst
+	n := len(dst)
+	for _, m := range r.members {
+		dst = append(dst, m.client.User)
 	}
-	for name := range r.users.conns {
-		dst = append(dst, name)
+	sort.Strings(dst[n:])
+	if r.dups() > 0 || codec.IsInbox(r.name) {
+		dst = append(dst[:n], slices.Compact(dst[n:])...)
 	}
 	return dst
 }
@@ -288,6 +308,15 @@ func (h *Hub) Remove(c *Client, offline func(room string, usersBefore int)) []st
 	c.closing = true
 	rooms := append([]*Member(nil), c.rooms...)
 	c.mu.Unlock()
+	// The inbox last: until then it lists c among its user's connections,
+	// which the other rooms' user counts rely on (otherConnIn).
+	for i, m := range rooms {
+		if codec.IsInbox(m.room.name) {
+			last := len(rooms) - 1
+			rooms[i], rooms[last] = rooms[last], rooms[i]
+			break
+		}
+	}
 	names := make([]string, 0, len(rooms))
 	for _, m := range rooms {
 		if h.leave(m, offline) {
@@ -402,7 +431,7 @@ func (h *Hub) leave(m *Member, offline func(string, int)) bool {
 	r.members[last] = nil
 	r.members = r.members[:last]
 	h.stats.members.Add(-1)
-	lastConn := r.removeUser(c.User)
+	lastConn := h.removeUser(r, c)
 	r.busy++ // release deletes the room if this emptied it
 	h.release(r)
 	if lastConn && offline != nil {
@@ -520,9 +549,8 @@ func (h *Hub) Presence(name string, max int) ([]string, int) {
 	if r == nil {
 		return []string{}, 0
 	}
-	users := r.appendUsers(make([]string, 0, r.userCount()))
+	users := r.appendUsers(make([]string, 0, len(r.members)))
 	r.mu.Unlock()
-	sort.Strings(users)
 	total := len(users)
 	if len(users) > max {
 		users = users[:max]

@@ -3,7 +3,9 @@ package hub_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/chatgw/gateway/gateway/hub"
@@ -242,9 +244,9 @@ func TestLeave(t *testing.T) {
 	offline := func(room string, usersBefore int) { calls = append(calls, offlineCall{room, usersBefore}) }
 
 	a1s, a2s, bs := &recorder{}, &recorder{}, &recorder{}
-	a1 := h.NewClient("alice", a1s, now())
-	a2 := h.NewClient("alice", a2s, now())
-	b := h.NewClient("bob", bs, now())
+	a1 := connect(t, h, "alice", a1s)
+	a2 := connect(t, h, "alice", a2s)
+	b := connect(t, h, "bob", bs)
 
 	if res := join(t, h, a1, "r"); !res.FirstConn || res.Rejoin || res.Users != 1 {
 		t.Fatalf("alice's first connection: %+v", res)
@@ -292,15 +294,16 @@ func TestLeave(t *testing.T) {
 	if want := []offlineCall{{"r", 2}, {"r", 1}}; !reflect.DeepEqual(calls, want) {
 		t.Fatalf("offline calls %v, want %v", calls, want)
 	}
-	if st := h.Stats(); st.Rooms != 0 {
-		t.Fatalf("empty room kept: %+v", st)
+	if st := h.Stats(); st.Rooms != 2 {
+		t.Fatalf("%d rooms, want only alice's and bob's inboxes: %+v", st.Rooms, st)
 	}
 	h.Stop()
-	if got := describe(t, a1s.Frames(t)); !equalStrings(got, []string{"joined:0"}) {
+	// The first joined is the inbox's.
+	if got := describe(t, a1s.Frames(t)); !equalStrings(got, []string{"joined:0", "joined:0"}) {
 		t.Errorf("a1 got %v after leaving", got)
 	}
 	for name, s := range map[string]*recorder{"a2": a2s, "b": bs} {
-		if got := describe(t, s.Frames(t)); !equalStrings(got, []string{"joined:0", "message:1"}) {
+		if got := describe(t, s.Frames(t)); !equalStrings(got, []string{"joined:0", "joined:0", "message:1"}) {
 			t.Errorf("%s got %v", name, got)
 		}
 	}
@@ -309,10 +312,10 @@ func TestLeave(t *testing.T) {
 func TestTyping(t *testing.T) {
 	h := newHub(t, hub.Config{})
 	const every = int64(2e9)
-	a1 := h.NewClient("alice", &recorder{}, now())
-	a2 := h.NewClient("alice", &recorder{}, now())
-	b := h.NewClient("bob", &recorder{}, now())
-	outsider := h.NewClient("carol", &recorder{}, now())
+	a1 := connect(t, h, "alice", &recorder{})
+	a2 := connect(t, h, "alice", &recorder{})
+	b := connect(t, h, "bob", &recorder{})
+	outsider := connect(t, h, "carol", &recorder{})
 	for _, c := range []*hub.Client{a1, a2, b} {
 		join(t, h, c, "r")
 	}
@@ -377,7 +380,7 @@ func TestRead(t *testing.T) {
 func TestPresence(t *testing.T) {
 	h := newHub(t, hub.Config{})
 	for _, u := range []string{"dave", "bob", "alice", "carol", "bob"} {
-		join(t, h, h.NewClient(u, &recorder{}, now()), "r")
+		join(t, h, connect(t, h, u, &recorder{}), "r")
 	}
 	users, total := h.Presence("r", 10)
 	if total != 4 || !reflect.DeepEqual(users, []string{"alice", "bob", "carol", "dave"}) {
@@ -539,5 +542,59 @@ func TestLeaveDropsQueuedDeliveries(t *testing.T) {
 	}
 	if got := describe(t, sa.Frames(t)); !equalStrings(got, append([]string{"joined:0"}, seqRun(1, 3)...)) {
 		t.Fatalf("alice got %v", got)
+	}
+}
+
+// TestLastConnOnceUnderConcurrentCloses closes every connection of users
+// with several connections in a room at once, and leaves meanwhile: each
+// user's last connection out must be reported exactly once. The hub finds
+// a user's other connections through its inbox, so a close that left the
+// inbox before the room would hide a connection still in the room, and a
+// user would go offline twice or never.
+func TestLastConnOnceUnderConcurrentCloses(t *testing.T) {
+	const users, conns = 40, 3
+	for round := 0; round < 20; round++ {
+		h := newHub(t, hub.Config{})
+		var mu sync.Mutex
+		offline := map[string]int{}
+		var all []*hub.Client
+		for u := 0; u < users; u++ {
+			for i := 0; i < conns; i++ {
+				c := connect(t, h, fmt.Sprint("u", u), &recorder{})
+				join(t, h, c, "r")
+				join(t, h, c, "s")
+				all = append(all, c)
+			}
+		}
+		if _, total := h.Presence("r", 0); total != users {
+			t.Fatalf("%d users in r, want %d", total, users)
+		}
+		var wg sync.WaitGroup
+		for i, c := range all {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				note := func(room string, _ int) {
+					mu.Lock()
+					offline[room+"/"+c.User]++
+					mu.Unlock()
+				}
+				if i%2 == 0 {
+					h.Leave(c, "r", note)
+				}
+				h.Remove(c, note)
+			}()
+		}
+		wg.Wait()
+		for u := 0; u < users; u++ {
+			for _, room := range []string{"r", "s"} {
+				if n := offline[fmt.Sprint(room, "/u", u)]; n != 1 {
+					t.Fatalf("round %d: u%d's last connection left %s %d times, want once", round, u, room, n)
+				}
+			}
+		}
+		if st := h.Stats(); st.Rooms != 0 || st.Memberships != 0 {
+			t.Fatalf("after every close: %+v", st)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package hub
 
+import "github.com/chatgw/gateway/codec"
+
 // Joining a room. The joined frame carries the room's seq (and maybe its
 // recent history), and the member must then receive every message after
 // that seq and none before: no gap, no duplicate. When the history is read
@@ -36,19 +38,27 @@ func (h *Hub) JoinBegin(c *Client, name string) JoinResult {
 func (h *Hub) joinBegin(r *Room, c *Client) JoinResult {
 	var res JoinResult
 	c.mu.Lock()
-	switch {
-	case c.closing || c.waiting:
-	case c.memberOf(r.name) != nil:
-		res.Rejoin = true
-	default:
-		m := &Member{room: r, client: c, idx: int32(len(r.members)), active: true, pending: true}
-		res.Added = true
-		res.FirstConn = r.addUser(c.User)
-		r.members = append(r.members, m)
-		h.stats.members.Add(1)
-		c.rooms = append(c.rooms, m)
-	}
+	fresh := !c.closing && !c.waiting && c.memberOf(r.name) == nil
+	res.Rejoin = !c.closing && !c.waiting && !fresh
 	c.mu.Unlock()
+	if fresh {
+		// Asked without c's lock (firstConn takes other clients' locks);
+		// only a join or leave of r could change the answer, and they
+		// wait for r's lock, held here.
+		first := h.firstConn(r, c)
+		c.mu.Lock()
+		if !c.closing && !c.waiting { // a close may have started meanwhile
+			m := &Member{room: r, client: c, idx: int32(len(r.members)), active: true, pending: true}
+			res.Added, res.FirstConn = true, first
+			if !first && !codec.IsInbox(r.name) {
+				r.addDup()
+			}
+			r.members = append(r.members, m)
+			h.stats.members.Add(1)
+			c.rooms = append(c.rooms, m)
+		}
+		c.mu.Unlock()
+	}
 	res.Users = r.userCount()
 	return res
 }

@@ -287,6 +287,16 @@ func join(t *testing.T, h *hub.Hub, c *hub.Client, room string) hub.JoinResult {
 	return res
 }
 
+// connect makes a client of user and joins it to the user's inbox, as the
+// gateway does before anything else: the hub finds a user's connections
+// through its inbox (see Room).
+func connect(t *testing.T, h *hub.Hub, user string, s hub.Sink) *hub.Client {
+	t.Helper()
+	c := h.NewClient(user, s, now())
+	join(t, h, c, codec.Inbox(user))
+	return c
+}
+
 // newHub returns a hub stopped at the end of the test.
 func newHub(t *testing.T, cfg hub.Config) *hub.Hub {
 	t.Helper()
