@@ -239,8 +239,8 @@ var ownerNames = []string{
 // line number are nbio v1.6.12's (pinned) or this repository's: when the
 // hub's lines move, its allocations fall to the function's rule.
 var ownerRules = []struct{ owner, match string }{
-	{"hub-member", "hub.(*Hub).joinBegin join.go:44"}, // &Member
-	{"hub-room", "hub.(*Hub).joinBegin join.go:47"},   // r.members
+	{"hub-member", "hub.(*Hub).joinBegin join.go:51"}, // &Member
+	{"hub-room", "hub.(*Hub).joinBegin join.go:56"},   // r.members
 	{"hub-member", "hub.(*Hub).joinBegin"},            // c.rooms
 	{"hub-room", "hub.(*Room)."},
 	{"hub-room", "hub.(*Hub).acquire"},
