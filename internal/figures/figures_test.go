@@ -25,6 +25,8 @@ const (
 	runIdle      = "bench/results/2026-12-02-b8099ac-idle/"
 	runIdleFinal = "bench/results/2026-12-02-c5941d7-idle/"
 	runGOGC      = "bench/results/2026-12-02-f5f24d3-gogc/"
+	runIdle20    = "bench/results/2026-12-02-afd29b4-idle/"
+	runGOGC20    = "bench/results/2026-12-02-afd29b4-gogc/"
 	run263       = "bench/results/2026-11-22-263d068/"
 	runE15       = "72f944a:bench/results/2026-11-22-e15c191/"
 	run1cf       = "0037a68:bench/results/2026-11-22-1cfd4ae/"
@@ -208,6 +210,25 @@ func idleFigure(from, to int) func([]byte) (string, error) {
 		}
 		return thousands(int64(math.Round(float64(b-a) / float64(to-from)))), nil
 	}
+}
+
+// cpuPerHandshake reads a connect result's JSON: the gateway's CPU time
+// over the connections opened, in whole microseconds.
+func cpuPerHandshake(data []byte) (string, error) {
+	var r struct {
+		Steps []struct {
+			Conns int     `json:"conns"`
+			CPU   float64 `json:"gateway_cpu_s"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return "", err
+	}
+	if len(r.Steps) == 0 || r.Steps[len(r.Steps)-1].Conns == 0 {
+		return "", fmt.Errorf("no connect step")
+	}
+	s := r.Steps[len(r.Steps)-1]
+	return strconv.FormatInt(int64(math.Round(s.CPU/float64(s.Conns)*1e6)), 10), nil
 }
 
 // thousands writes n with a comma between thousands.
@@ -515,7 +536,29 @@ func figures() []figure {
 		}
 		return figure{"gogc " + shape, "| " + label + " | %s / %s | %s / %s |", vals}
 	}
+	// The GOGC trade-off at afd29b4: CPU per handshake (connect) and
+	// deliveries per CPU-second (fanout), two rounds each.
+	gogcCostRow := func(g, label string) figure {
+		vals := []v{}
+		for i := 1; i <= 2; i++ {
+			vals = append(vals, one(fmt.Sprintf("%sconnect-gogc%s-%d.json", runGOGC20, g, i), cpuPerHandshake))
+		}
+		for _, shape := range []struct{ name, step string }{{"1x2000", "1x2000@200"}, {"100x100", "100x100@2000"}} {
+			for i := 1; i <= 2; i++ {
+				vals = append(vals, one(fmt.Sprintf("%s%s-gogc%s-%d.txt", runGOGC20, shape.name, g, i), row(shape.step, fPerCPU)))
+			}
+		}
+		return figure{"gogc cost " + g, "| " + label + " | %s / %s µs | %s / %s | %s / %s |", vals}
+	}
 	return []figure{
+		idleRowIn(runIdle20, "afd29b4, memory store (`--data-dir=`)", "memory"),
+		idleRowIn(runIdle20, "afd29b4, durable store (default)", "disk"),
+		idleRowIn(runIdle20, "afd29b4, memory store, `GOGC=25`", "memory-gogc25"),
+		idleRowIn(runIdle20, "afd29b4, memory store, `GOGC=10`", "memory-gogc10"),
+		idleRowIn(runIdle20, "bd913af, memory store, same host", "before-bd913af-memory"),
+		gogcCostRow("50", "50 (default)"),
+		gogcCostRow("25", "25"),
+		gogcCostRow("10", "10"),
 		gogcRow("1x2000 at 200 msg/s", "1x2000", "1x2000@200"),
 		gogcRow("100x100 at 2,000 msg/s", "100x100", "100x100@2000"),
 		idleRowIn(runIdleFinal, "c5941d7, memory store (`--data-dir=`)", "memory"),
