@@ -1,7 +1,9 @@
 // Package redistest runs a real redis-server for tests: on a free loopback
-// port, without persistence, stopped when the test ends. Tests that need
-// Redis fail (they do not skip) when redis-server is missing: the test
-// command installs it (scripts/test.sh).
+// port, without persistence, stopped when the test ends; also a Sentinel
+// and Redis Clusters (cluster.go) whose slots can be moved and whose
+// masters can fail over under a test. Tests that need Redis fail (they do
+// not skip) when redis-server is missing: the test command installs it
+// (scripts/test.sh).
 package redistest
 
 import (
@@ -131,40 +133,6 @@ func Sentinel(t testing.TB, master *Server) string {
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
 
-// Cluster runs a Redis Cluster of three masters (no replicas), stopped at
-// the end of t, and returns their addresses.
-func Cluster(t testing.TB) []string {
-	t.Helper()
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		port, dir := clusterPort(t), t.TempDir()
-		addrs = append(addrs, spawn(t, "cluster node", port, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf", "--dir", dir,
-			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"))
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	// Wait until every node agrees the cluster is up.
-	deadline := time.Now().Add(15 * time.Second)
-	for _, a := range addrs {
-		host, port, _ := net.SplitHostPort(a)
-		for {
-			out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
-			if strings.Contains(string(out), "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster never ok on %s: %s", a, out)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	return addrs
-}
-
 func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -173,26 +141,6 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// clusterPort returns a free port whose cluster bus port (10000 above it)
-// is free too: a cluster node that cannot bind its bus exits at once, and
-// a port from the kernel's ephemeral range often has its bus port over
-// 65535 or taken by a client socket.
-func clusterPort(t testing.TB) int {
-	t.Helper()
-	for range 100 {
-		port := freePort(t)
-		if port+10000 > 65535 {
-			continue
-		}
-		if bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000)); err == nil {
-			_ = bus.Close()
-			return port
-		}
-	}
-	t.Fatal("no port with a free cluster bus port in 100 tries")
-	return 0
 }
 
 // spawn runs redis-server with args, listening on port, until the end of
