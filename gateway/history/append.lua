@@ -20,5 +20,5 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
 if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[10] .. '|' .. s .. '|' .. ts, 'PX', ARGV[6]) end
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9] .. '|' .. s .. '|' .. payload) end
+if ARGV[8] ~= '' then redis.call(ARGV[11], ARGV[8], ARGV[9] .. '|' .. s .. '|' .. payload) end
 return {s, ts}

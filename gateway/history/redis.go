@@ -46,6 +46,9 @@ type RedisOptions struct {
 	// published on, each as Origin|seq|payload.
 	Channel func(room string) string
 	Origin  string
+	// Layout names the room's keys; a sharded layout also publishes with
+	// SPUBLISH (Redis 7 sharded pub/sub: only the room's shard carries it).
+	Layout Layout
 }
 
 // NewRedis returns a Store on c.
@@ -63,7 +66,7 @@ func (r *Redis) idemKey(room, user, key string) string {
 	if r.keys {
 		return "gw:{u:" + user + "}:k:" + key
 	}
-	return RoomKey(room) + "k:" + user + ":" + key
+	return r.opt.Layout.RoomKey(room) + "k:" + user + ":" + key
 }
 
 func newEpoch() string {
@@ -124,7 +127,7 @@ func (r *Redis) Prepare(room, user, key string, enc Encoder) (Prepared, error) {
 	if err != nil {
 		return Prepared{}, err
 	}
-	rk := RoomKey(room)
+	rk := r.opt.Layout.RoomKey(room)
 	keys := []string{rk + "s", rk + "h", rk + "e"}
 	if key != "" {
 		keys = append(keys, r.idemKey(room, user, key))
@@ -134,7 +137,15 @@ func (r *Redis) Prepare(room, user, key string, enc Encoder) (Prepared, error) {
 		channel = r.opt.Channel(room)
 	}
 	return Prepared{keys: keys, args: []any{p1, p2, p3, r.opt.Size, r.opt.TTL.Milliseconds(),
-		KeyTTL.Milliseconds(), newEpoch(), channel, r.opt.Origin, room}}, nil
+		KeyTTL.Milliseconds(), newEpoch(), channel, r.opt.Origin, room, r.publishCmd()}}, nil
+}
+
+// publishCmd is the command the append script publishes with.
+func (r *Redis) publishCmd() string {
+	if r.opt.Layout.Sharded {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
 }
 
 // Queue adds p to a pipeline by the script's SHA (see LoadScripts).
@@ -238,7 +249,7 @@ func (r *Redis) QueueRange(ctx context.Context, pipe redis.Pipeliner, room strin
 // rangeArgs are the KEYS and ARGV of the range script.
 func (r *Redis) rangeArgs(room string, after, before uint64, limit int) ([]string, []any) {
 	after, before = min(after, maxLuaSeq), min(before, maxLuaSeq)
-	rk := RoomKey(room)
+	rk := r.opt.Layout.RoomKey(room)
 	return []string{rk + "s", rk + "h", rk + "e"},
 		[]any{after, before, limit, newEpoch(), r.opt.TTL.Milliseconds()}
 }
