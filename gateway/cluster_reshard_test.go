@@ -12,27 +12,37 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatgw/gateway/gateway/history"
 	"github.com/chatgw/gateway/internal/redistest"
 )
 
 var clusterLong = flag.Bool("cluster.long", false, "run the Redis Cluster resharding and failover test with more traffic")
 
 // TestClusterReshardAndFailover runs two nodes on a Redis Cluster of three
-// masters with a replica each. While a sender on one node sends to four
+// masters with a replica each, with sharded pub/sub and with classic. While a sender on one node sends to four
 // rooms, the slot of one room moves to another master (keys and all, as
 // redis-cli's resharding does), then the master of another room fails over
 // to its replica (CLUSTER FAILOVER, which loses no acknowledged write).
 // A send that fails meanwhile is retried with its idempotency key, as a
 // client would. Every member, on either node, must then have every acked
-// message of every room once, in seq order, with the seq its ack gave.
+// message of every room once, in seq order, with the seq its ack gave. In
+// the sharded mode both changes end the nodes' subscriptions of those
+// rooms' slots (Redis sends sunsubscribe), which must follow them.
 func TestClusterReshardAndFailover(t *testing.T) {
 	onePass(t)
+	for _, mode := range []string{"sharded", "classic"} {
+		t.Run(mode, func(t *testing.T) { reshardAndFailover(t, mode) })
+	}
+}
+
+func reshardAndFailover(t *testing.T, mode string) {
 	per := 60 // messages per room
 	if *clusterLong {
 		per = 600
 	}
+	keys := history.Layout{Sharded: mode == "sharded"}
 	rc := redistest.StartCluster(t, 3, 1)
-	nodes := startCluster(t, 2, rc.URL())
+	nodes := startClusterPubSub(t, 2, rc.URL(), mode)
 	rooms := []string{"alpha", "beta", "gamma", "delta"}
 	sender := nodes[0].dial(t, "sender")
 	members := []*client{nodes[0].dial(t, "m0"), nodes[1].dial(t, "m1")}
@@ -87,7 +97,7 @@ func TestClusterReshardAndFailover(t *testing.T) {
 
 	// Reshard: alpha's slot moves to another master.
 	waitSent(total / 4)
-	slot := rc.SlotOf("gw:{alpha}:s")
+	slot := rc.SlotOf(keys.RoomKey("alpha") + "s")
 	from := rc.MasterOf(slot)
 	to := ""
 	for _, m := range rc.MasterAddrs() {
@@ -103,7 +113,7 @@ func TestClusterReshardAndFailover(t *testing.T) {
 
 	// Fail over the master that holds beta.
 	waitSent(total / 2)
-	betaMaster := rc.MasterOf(rc.SlotOf("gw:{beta}:s"))
+	betaMaster := rc.MasterOf(rc.SlotOf(keys.RoomKey("beta") + "s"))
 	promoted := rc.Failover(t, betaMaster)
 	t.Logf("alpha's slot %d moved %s -> %s; beta's master %s failed over to %s", slot, from, to, betaMaster, promoted)
 
@@ -125,7 +135,20 @@ func TestClusterReshardAndFailover(t *testing.T) {
 	for _, m := range members {
 		got := make(map[string][]frame)
 		for n := 0; n < per*len(rooms); n++ {
-			f := m.WaitFor("message", nil)
+			var f frame
+			select {
+			case f = <-m.Frames:
+			case <-time.After(5 * time.Second):
+				counts := map[string]int{}
+				for r, fs := range got {
+					counts[r] = len(fs)
+				}
+				t.Fatalf("%s: %d of %d messages, by room %v", m.User, n, per*len(rooms), counts)
+			}
+			if f.Str("type") != "message" {
+				n--
+				continue
+			}
 			got[f.Str("room")] = append(got[f.Str("room")], f)
 		}
 		m.Quiet("message", 300*time.Millisecond)

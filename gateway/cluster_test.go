@@ -18,10 +18,17 @@ import (
 
 func startCluster(t *testing.T, nodes int, redisURL string) []*node {
 	t.Helper()
+	return startClusterPubSub(t, nodes, redisURL, "auto")
+}
+
+// startClusterPubSub is startCluster with --redis-pubsub set to mode.
+func startClusterPubSub(t *testing.T, nodes int, redisURL, mode string) []*node {
+	t.Helper()
 	var out []*node
 	for i := 0; i < nodes; i++ {
 		out = append(out, startNode(t, func(c *gateway.Config) {
 			c.RedisURL = redisURL
+			c.RedisPubSub = mode
 			c.NodeID = fmt.Sprintf("node-%d", i)
 			c.Rate, c.Burst = 10000, 10000
 			c.APIKey = "k"

@@ -48,6 +48,7 @@ type Config struct {
 	NoPage           bool          // do not serve the chat page and client.js on Addr
 	APIKey           string        // Bearer key of the server API on the admin listener ("" = API off)
 	RedisURL         string        // redis:// or rediss://: cluster mode (broker, history, presence in Redis)
+	RedisPubSub      string        // auto, classic or sharded (see cluster.Config.PubSub)
 	HistoryTTL       time.Duration // a room's history expires this long after its last message (0: never)
 	HistoryMaxBytes  int64         // memory store: bytes of history kept in all; idle rooms go first (0: no cap)
 	DataDir          string        // durable history store's directory ("" : history in memory)
@@ -102,6 +103,7 @@ func DefaultConfig() Config {
 		HistoryTTL:         24 * time.Hour,
 		HistoryMaxBytes:    256 << 20,
 		HistorySync:        "always",
+		RedisPubSub:        "auto",
 		HistorySyncEvery:   100 * time.Millisecond,
 		HistorySweep:       time.Minute,
 		HookEvents:         "message",
@@ -153,6 +155,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway: --handshake-rate is negative")
 	case c.HistoryTTL < 0:
 		return fmt.Errorf("gateway: --history-ttl is negative")
+	case c.RedisPubSub != "auto" && c.RedisPubSub != "classic" && c.RedisPubSub != "sharded":
+		return fmt.Errorf("gateway: --redis-pubsub %q: want auto, classic or sharded", c.RedisPubSub)
 	case c.HistorySync != "always" && c.HistorySync != "interval" && c.HistorySync != "none":
 		return fmt.Errorf("gateway: --history-sync %q: want always, interval or none", c.HistorySync)
 	case c.HistorySyncEvery <= 0 || c.HistorySweep <= 0:

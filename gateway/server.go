@@ -133,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RedisURL != "" {
 		redis.SetLogger(redisLogger{s.log})
 		n, err := cluster.Open(cfg.RedisURL, cluster.Config{
-			NodeID: cfg.NodeID, Size: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL,
+			NodeID: cfg.NodeID, Size: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, PubSub: cfg.RedisPubSub,
 			Log: s.log, PresenceRefresh: cfg.PresenceRefresh, Hub: s.hub,
 		})
 		if err != nil {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +38,17 @@ type Config struct {
 	Size       int           // messages kept per room
 	HistoryTTL time.Duration // a room's keys expire this long after its last message (0: never)
 	Cluster    bool          // Client is a Redis Cluster client (see history.RedisOptions)
-	QueueLen   int           // publishes waiting for Redis; beyond it senders get unavailable
-	Log        *slog.Logger
+	// Sharded: publish with SPUBLISH and subscribe with SSUBSCRIBE, rooms
+	// laid out by bucket (history.Layout); Redis Cluster 7 or later only.
+	// Every node of a cluster must agree: a classic node and a sharded one
+	// do not hear each other.
+	Sharded bool
+	// PubSub, for Open: "sharded", "classic", or "auto" or empty: sharded
+	// on a Redis Cluster, classic on one Redis or Sentinel. It sets
+	// Sharded.
+	PubSub   string
+	QueueLen int // publishes waiting for Redis; beyond it senders get unavailable
+	Log      *slog.Logger
 	// PresenceRefresh: how often a node refreshes its presence entries
 	// (they expire after 3x) and sweeps expired ones (default 5s).
 	PresenceRefresh time.Duration
@@ -60,7 +68,11 @@ type Node struct {
 	sink  Sink
 	store *history.Redis
 	log   *slog.Logger
-	ps    *redis.PubSub
+	keys  history.Layout
+	ps    *redis.PubSub         // classic: one subscription for every room
+	subs  map[int]*redis.PubSub // sharded: one per bucket, under mu
+	stuck map[int]int           // sharded: retry ticks a bucket\'s SSUBSCRIBE has waited, under mu
+	in    chan received         // what every subscription receives, for the subscriber
 
 	mu         sync.Mutex
 	rooms      map[string]*room    // rooms with local members
@@ -107,17 +119,11 @@ const (
 	subConfirmed                     // live
 )
 
-// channelOf names a room's channel; the braces put it with the room's
+// channelOf names a room's channel; its hash tag puts it with the room's
 // keys.
-func channelOf(r string) string { return history.RoomKey(r) + "c" }
+func (n *Node) channelOf(r string) string { return n.keys.Channel(r) }
 
-func roomOf(channel string) (string, bool) {
-	s, ok := strings.CutPrefix(channel, "gw:{")
-	if !ok {
-		return "", false
-	}
-	return strings.CutSuffix(s, "}:c")
-}
+func (n *Node) roomOf(channel string) (string, bool) { return n.keys.RoomOf(channel, "c") }
 
 // New starts a node's link: the history store, the publisher and the
 // subscriber. Redis need not be up yet; the node is not Ready until it is.
@@ -132,7 +138,8 @@ func New(cfg Config, sink Sink) *Node {
 		cfg.PresenceRefresh = 5 * time.Second
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Log,
+		cfg: cfg, log: cfg.Log, keys: history.Layout{Sharded: cfg.Sharded},
+		in: make(chan received, 4096), subs: map[int]*redis.PubSub{}, stuck: map[int]int{},
 		rooms: map[string]*room{}, subscribed: map[string]subState{},
 		kick: make(chan struct{}, 1), jobs: make(chan job, cfg.QueueLen), stop: make(chan struct{}),
 		readCh: make(chan struct{}, 1),
@@ -143,9 +150,12 @@ func New(cfg Config, sink Sink) *Node {
 	n.sink = sink
 	n.store = history.NewRedis(cfg.Client, history.RedisOptions{
 		Size: cfg.Size, TTL: cfg.HistoryTTL, Cluster: cfg.Cluster,
-		Channel: channelOf, Origin: cfg.NodeID,
+		Channel: n.channelOf, Origin: cfg.NodeID, Layout: n.keys,
 	})
-	n.ps = cfg.Client.Subscribe(context.Background())
+	if !cfg.Sharded {
+		n.ps = cfg.Client.Subscribe(context.Background())
+		n.forward(n.ps)
+	}
 	n.wg.Add(4)
 	go n.health()
 	go n.subscriber()
@@ -173,7 +183,7 @@ func (n *Node) Close() error {
 		return nil
 	}
 	close(n.stop)
-	_ = n.ps.Close()
+	n.closeSubs()
 	n.wg.Wait()
 	n.mu.Lock()
 	var late []waiter

@@ -127,11 +127,11 @@ func TestPublishDeliversInSeqOrder(t *testing.T) {
 func TestSubscriptionsFollowLocalMembers(t *testing.T) {
 	n, c := startNode(t, "n1", newRecorder())
 	numsub := func() int64 {
-		m, err := c.PubSubNumSub(context.Background(), channelOf("r")).Result()
+		m, err := c.PubSubNumSub(context.Background(), n.channelOf("r")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return m[channelOf("r")]
+		return m[n.channelOf("r")]
 	}
 	ctx := context.Background()
 	if err := acquire(n, "r"); err != nil {
@@ -152,11 +152,11 @@ func TestSubscriptionsFollowLocalMembers(t *testing.T) {
 	}
 	n.Unsubscribe("barrier")
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		m, err := c.PubSubNumSub(ctx, channelOf("barrier")).Result()
+		m, err := c.PubSubNumSub(ctx, n.channelOf("barrier")).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m[channelOf("barrier")] == 0 {
+		if m[n.channelOf("barrier")] == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -106,6 +106,7 @@ var errNotLeader = errors.New("cluster: hook cursor not saved: this node no long
 // cursor writes are kept.
 type HookSource struct {
 	c     redis.UniversalClient
+	keys  history.Layout
 	store *history.Redis
 	log   *slog.Logger
 	node  string
@@ -139,7 +140,7 @@ func NewHookSource(n *Node, opt HookOptions) *HookSource {
 	}
 	opt.Lease = max(opt.Lease, minHookLease)
 	s := &HookSource{
-		c: n.cfg.Client, store: n.store, log: n.log, node: n.cfg.NodeID, ttl: opt.Lease,
+		c: n.cfg.Client, keys: n.keys, store: n.store, log: n.log, node: n.cfg.NodeID, ttl: opt.Lease,
 		base: time.Now(), read: map[string]string{},
 		stop: make(chan struct{}),
 	}
@@ -275,7 +276,7 @@ func (s *HookSource) Cursor(room string) (uint64, error) {
 	defer cancel()
 	pipe := s.c.Pipeline()
 	cur := pipe.HGet(ctx, hookCursorKey, room)
-	ep := pipe.Get(ctx, history.RoomKey(room)+"e")
+	ep := pipe.Get(ctx, s.keys.RoomKey(room)+"e")
 	_, _ = pipe.Exec(ctx) // errors are per command, below
 	v, err := cur.Result()
 	if errors.Is(err, redis.Nil) {
@@ -380,8 +381,8 @@ func (s *HookSource) Pending() ([]string, error) {
 		seqs := make([]*redis.StringCmd, len(chunk))
 		epochs := make([]*redis.StringCmd, len(chunk))
 		for i, r := range chunk {
-			seqs[i] = pipe.Get(ctx, history.RoomKey(r)+"s")
-			epochs[i] = pipe.Get(ctx, history.RoomKey(r)+"e")
+			seqs[i] = pipe.Get(ctx, s.keys.RoomKey(r)+"s")
+			epochs[i] = pipe.Get(ctx, s.keys.RoomKey(r)+"e")
 		}
 		_, err := pipe.Exec(ctx)
 		cancel()
@@ -407,9 +408,6 @@ const (
 	pipeChunk   = 500             // rooms read in one round trip
 	callTimeout = 5 * time.Second // one call or round trip of the notifier's
 )
-
-// seqKeyPattern matches the rooms' seq keys (history.RoomKey + "s").
-const seqKeyPattern = "gw:{*}:s"
 
 // cursors reads every saved cursor, room -> "epoch|seq". HSCAN rather
 // than HGETALL: one HGETALL of a large hash would hold Redis, and every
@@ -442,7 +440,7 @@ func (s *HookSource) scanRooms() ([]string, error) {
 		var cur uint64
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-			keys, next, err := c.Scan(ctx, cur, seqKeyPattern, scanCount).Result()
+			keys, next, err := c.Scan(ctx, cur, s.keys.SeqPattern(), scanCount).Result()
 			cancel()
 			if err != nil {
 				return fmt.Errorf("%w: scanning rooms: %v", ErrUnavailable, err)
@@ -451,10 +449,8 @@ func (s *HookSource) scanRooms() ([]string, error) {
 			for _, k := range keys {
 				// A user's idempotency key may match the pattern too; no
 				// room name holds a brace.
-				if r, ok := strings.CutPrefix(k, "gw:{"); ok {
-					if r, ok = strings.CutSuffix(r, "}:s"); ok && codec.ValidRoom(r) {
-						found[r] = struct{}{}
-					}
+				if r, ok := s.keys.RoomOf(k, "s"); ok && codec.ValidRoom(r) {
+					found[r] = struct{}{}
 				}
 			}
 			mu.Unlock()

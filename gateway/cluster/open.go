@@ -16,6 +16,21 @@ func Open(url string, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.Client, cfg.Cluster = c, isCluster
+	switch cfg.PubSub {
+	case "", "auto":
+		cfg.Sharded = isCluster
+	case "classic":
+		cfg.Sharded = false
+	case "sharded":
+		if !isCluster {
+			_ = c.Close()
+			return nil, fmt.Errorf("--redis-pubsub=sharded needs a Redis Cluster (a --redis-url with ?addr= seeds)")
+		}
+		cfg.Sharded = true
+	default:
+		_ = c.Close()
+		return nil, fmt.Errorf("--redis-pubsub %q: want auto, classic or sharded", cfg.PubSub)
+	}
 	n := New(cfg, nil)
 	n.owned = c
 	return n, nil

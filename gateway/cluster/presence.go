@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/chatgw/gateway/gateway/history"
 )
 
 // Presence across nodes. A room's presence is two sorted sets under its
@@ -25,8 +23,8 @@ import (
 // presenceTTLFactor: entries live this many refresh periods.
 const presenceTTLFactor = 3
 
-func presenceKeys(room string) []string {
-	rk := history.RoomKey(room)
+func (n *Node) presenceKeys(room string) []string {
+	rk := n.keys.RoomKey(room)
 	return []string{rk + "p", rk + "pl"}
 }
 
@@ -69,7 +67,7 @@ func (n *Node) PresenceJoin(room, user string, done func(elsewhere bool, entries
 	now := nowMs()
 	ttl := n.presenceTTL().Milliseconds()
 	n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
-		return presenceJoin.EvalSha(ctx, p, presenceKeys(room), user, n.cfg.NodeID, now+ttl, now, 2*ttl)
+		return presenceJoin.EvalSha(ctx, p, n.presenceKeys(room), user, n.cfg.NodeID, now+ttl, now, 2*ttl)
 	}, then: func(c *redis.Cmd) { presenceDone(c, done) }})
 }
 
@@ -79,7 +77,7 @@ func (n *Node) PresenceJoin(room, user string, done func(elsewhere bool, entries
 func (n *Node) PresenceLeave(room, user string, done func(elsewhere bool, entries int)) {
 	now := nowMs()
 	n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
-		return presenceLeave.EvalSha(ctx, p, presenceKeys(room), user, n.cfg.NodeID, now)
+		return presenceLeave.EvalSha(ctx, p, n.presenceKeys(room), user, n.cfg.NodeID, now)
 	}, then: func(c *redis.Cmd) { presenceDone(c, done) }})
 }
 
@@ -97,7 +95,7 @@ func presenceDone(c *redis.Cmd, done func(bool, int)) {
 // presence writes, so a user whose join this node has answered is listed.
 func (n *Node) PresenceList(room string, max int, done func(users []string, total int, err error)) {
 	ok := n.queue(job{room: room, run: func(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
-		return p.Do(ctx, "ZRANGEBYSCORE", presenceKeys(room)[0], "("+strconv.FormatInt(nowMs(), 10), "+inf")
+		return p.Do(ctx, "ZRANGEBYSCORE", n.presenceKeys(room)[0], "("+strconv.FormatInt(nowMs(), 10), "+inf")
 	}, then: func(c *redis.Cmd) {
 		ms, err := c.StringSlice()
 		if err != nil {
@@ -179,7 +177,7 @@ func (n *Node) refreshPresence() {
 		if strings.HasPrefix(room, "@") {
 			return // inboxes have no presence
 		}
-		keys := presenceKeys(room)
+		keys := n.presenceKeys(room)
 		for _, u := range users {
 			me := u + "|" + n.cfg.NodeID
 			pipe.ZAdd(ctx, keys[0], redis.Z{Score: exp, Member: me})

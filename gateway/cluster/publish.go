@@ -116,7 +116,11 @@ func (n *Node) send(batch []job, retry bool) {
 	for i, j := range batch {
 		switch {
 		case j.event != "":
-			pipe.Publish(ctx, channelOf(j.room), j.event)
+			if n.cfg.Sharded {
+				pipe.SPublish(ctx, n.channelOf(j.room), j.event)
+			} else {
+				pipe.Publish(ctx, n.channelOf(j.room), j.event)
+			}
 		case j.run != nil:
 			cmds[i] = j.run(ctx, pipe)
 		default:

@@ -21,41 +21,48 @@ import (
 var scalingLong = flag.Bool("scaling.long", false, "TestPubSubLoadPerMaster: 100,000 messages per cluster size instead of 6,000")
 
 // TestPubSubLoadPerMaster measures what a fixed publish load costs each
-// master of a Redis Cluster of one and of three masters: two nodes, one
-// publishing to 256 rooms, the other subscribed to all of them, every
-// message delivered. Per master it reads the appends it ran (EVALSHA
-// calls), the publishes it received over the cluster bus and its network
-// output. With classic pub/sub (PUBLISH from the append script) Redis
-// Cluster broadcasts every message to every node over the bus, so each
-// master handles every message whatever the cluster's size: the test
-// checks that, and that the appends spread over the masters. With
-// SCALING_OUT=file it also writes the figures there (bench/results).
+// master of a Redis Cluster of one and of three masters, with classic and
+// with sharded pub/sub: two nodes, one publishing to 256 rooms, the other
+// subscribed to all of them, every message delivered in seq order. Per
+// master it reads the appends it ran (EVALSHA calls), the publishes it
+// received over the cluster bus and its network output. Classic PUBLISH
+// is broadcast to every node over the bus, so each master handles every
+// message whatever the cluster's size; SPUBLISH stays on the room's shard,
+// so each of three masters handles about a third. The test checks both,
+// and that the appends spread over the masters. With SCALING_OUT=file it
+// also writes the figures there (bench/results).
 func TestPubSubLoadPerMaster(t *testing.T) {
 	total := 6000
 	if *scalingLong {
 		total = 100000
 	}
 	var report strings.Builder
-	for _, masters := range []int{1, 3} {
-		t.Run(fmt.Sprint("masters=", masters), func(t *testing.T) {
-			r := pubSubLoad(t, masters, total)
-			fmt.Fprintf(&report, "masters=%d messages=%d elapsed=%s throughput=%.0f/s\n", masters, total, r.elapsed.Round(time.Millisecond), float64(total)/r.elapsed.Seconds())
-			for _, m := range r.perMaster {
-				fmt.Fprintf(&report, "  master %s appends=%d bus_publish_received=%d handled=%d net_output_bytes=%d\n",
-					m.addr, m.appends, m.busReceived, m.appends+m.busReceived, m.netOut)
-			}
-			for _, m := range r.perMaster {
-				// Every message is an append on its room's master and a
-				// bus message on every other one.
-				if handled := m.appends + m.busReceived; handled < int64(total) || handled > int64(total)*11/10 {
-					t.Errorf("master %s handled %d messages (%d appends + %d over the bus), want every one of %d",
-						m.addr, handled, m.appends, m.busReceived, total)
+	for _, mode := range []string{"classic", "sharded"} {
+		for _, masters := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%s/masters=%d", mode, masters), func(t *testing.T) {
+				r := pubSubLoad(t, mode == "sharded", masters, total)
+				fmt.Fprintf(&report, "%s masters=%d messages=%d elapsed=%s throughput=%.0f/s\n", mode, masters, total,
+					r.elapsed.Round(time.Millisecond), float64(total)/r.elapsed.Seconds())
+				for _, m := range r.perMaster {
+					fmt.Fprintf(&report, "  master %s appends=%d bus_publish_received=%d handled=%d net_output_bytes=%d\n",
+						m.addr, m.appends, m.busReceived, m.appends+m.busReceived, m.netOut)
 				}
-				if masters > 1 && (m.appends < int64(total/masters/2) || m.appends > int64(total*2/masters)) {
-					t.Errorf("master %s ran %d of %d appends: rooms are not spread over the masters", m.addr, m.appends, total)
+				for _, m := range r.perMaster {
+					handled := m.appends + m.busReceived
+					if mode == "classic" && (handled < int64(total) || handled > int64(total)*11/10) {
+						// An append on its room's master, a bus message on every other.
+						t.Errorf("master %s handled %d messages (%d appends + %d over the bus), want every one of %d",
+							m.addr, handled, m.appends, m.busReceived, total)
+					}
+					if mode == "sharded" && (m.busReceived != 0 || handled != m.appends) {
+						t.Errorf("master %s received %d publishes over the bus: sharded pub/sub should keep them on their shard", m.addr, m.busReceived)
+					}
+					if masters > 1 && (m.appends < int64(total/masters/2) || m.appends > int64(total*2/masters)) {
+						t.Errorf("master %s ran %d of %d appends: rooms are not spread over the masters", m.addr, m.appends, total)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 	t.Log("\n" + report.String())
 	if out := os.Getenv("SCALING_OUT"); out != "" {
@@ -75,7 +82,7 @@ type loadResult struct {
 	perMaster []masterLoad
 }
 
-func pubSubLoad(t *testing.T, masters, total int) loadResult {
+func pubSubLoad(t *testing.T, sharded bool, masters, total int) loadResult {
 	rc := redistest.StartCluster(t, masters, 0)
 	node := func(id string, sink Sink) *Node {
 		o, err := redis.ParseClusterURL(rc.URL())
@@ -83,7 +90,7 @@ func pubSubLoad(t *testing.T, masters, total int) loadResult {
 			t.Fatal(err)
 		}
 		c := redis.NewClusterClient(o)
-		n := New(Config{Client: c, Cluster: true, NodeID: id, Size: 100, PresenceRefresh: time.Hour,
+		n := New(Config{Client: c, Cluster: true, Sharded: sharded, NodeID: id, Size: 100, PresenceRefresh: time.Hour,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, sink)
 		t.Cleanup(func() { _ = n.Close(); _ = c.Close() })
 		for deadline := time.Now().Add(10 * time.Second); !n.Ready(); time.Sleep(10 * time.Millisecond) {

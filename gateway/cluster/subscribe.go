@@ -111,7 +111,7 @@ func (n *Node) syncSubscriptions() error {
 	var sub, unsub, again []string
 	n.mu.Lock()
 	for r, st := range n.rooms {
-		c := channelOf(r)
+		c := n.channelOf(r)
 		switch {
 		case n.subscribed[c] == 0:
 			sub = append(sub, c)
@@ -123,7 +123,7 @@ func (n *Node) syncSubscriptions() error {
 		}
 	}
 	for c := range n.subscribed {
-		if r, _ := roomOf(c); n.rooms[r] == nil {
+		if r, _ := n.roomOf(c); n.rooms[r] == nil {
 			unsub = append(unsub, c)
 			delete(n.subscribed, c)
 		}
@@ -136,12 +136,12 @@ func (n *Node) syncSubscriptions() error {
 	defer cancel()
 	var errs []error
 	if len(unsub) > 0 {
-		errs = append(errs, n.ps.Unsubscribe(ctx, unsub...))
+		errs = append(errs, n.unsubscribe(ctx, unsub))
 	}
 	if len(sub) > 0 {
-		if err := n.ps.Subscribe(ctx, sub...); err != nil {
+		if failed, err := n.subscribe(ctx, sub); err != nil {
 			n.mu.Lock()
-			for _, c := range sub {
+			for _, c := range failed {
 				delete(n.subscribed, c) // tried again at the next poke
 			}
 			n.mu.Unlock()
@@ -156,7 +156,6 @@ func (n *Node) syncSubscriptions() error {
 // come back to it here.
 func (n *Node) subscriber() {
 	defer n.wg.Done()
-	ch := n.ps.ChannelWithSubscriptions(redis.WithChannelSize(4096))
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	for {
@@ -171,15 +170,21 @@ func (n *Node) subscriber() {
 			n.readsBack()
 		case now := <-retry.C:
 			n.expireWaiters(now)
+			n.retryStuck()
 			n.retryRooms()
-		case v, ok := <-ch:
-			if !ok {
-				return
-			}
-			switch m := v.(type) {
+		case in := <-n.in:
+			switch m := in.v.(type) {
 			case *redis.Subscription:
-				if m.Kind == "subscribe" {
+				switch m.Kind {
+				case "subscribe", "ssubscribe":
 					n.live(m.Channel)
+				case "sunsubscribe":
+					n.mu.Lock()
+					wanted := n.subscribed[m.Channel] != 0
+					n.mu.Unlock()
+					if wanted { // not ours: Redis moved its slot
+						n.moved(in.ps, m.Channel)
+					}
 				}
 			case *redis.Message:
 				n.receive(m.Channel, m.Payload)
@@ -195,7 +200,7 @@ func (n *Node) retryRooms() {
 	pending := false
 	var reread []string
 	for r, st := range n.rooms {
-		if n.subscribed[channelOf(r)] != subConfirmed {
+		if n.subscribed[n.channelOf(r)] != subConfirmed {
 			pending = true
 		} else if !st.reading && (!st.isReady || len(st.held) > 0) {
 			reread = append(reread, r)
@@ -206,7 +211,7 @@ func (n *Node) retryRooms() {
 		_ = n.syncSubscriptions()
 	}
 	for _, r := range reread {
-		n.live(channelOf(r))
+		n.live(n.channelOf(r))
 	}
 }
 
@@ -215,7 +220,7 @@ func (n *Node) retryRooms() {
 // for what a reconnect made this node miss; the answer (readsBack) makes
 // the room ready.
 func (n *Node) live(channel string) {
-	r, ok := roomOf(channel)
+	r, ok := n.roomOf(channel)
 	if !ok {
 		return
 	}
@@ -319,7 +324,7 @@ func (n *Node) readsBack() {
 // receive handles one published frame: "origin|seq|payload" for a stored
 // message, "origin|e<kind>|payload" for an event.
 func (n *Node) receive(channel, v string) {
-	r, ok := roomOf(channel)
+	r, ok := n.roomOf(channel)
 	if !ok {
 		return
 	}
