@@ -65,6 +65,13 @@ type PlanInput struct {
 	// AssumedKernelBytesPerSocket.
 	KernelBytesPerSocket float64
 
+	// RedisPubSub plans the Redis Cluster masters too (plan_redis.go):
+	// "classic" or "sharded" pub/sub; "" plans gateway nodes only.
+	RedisPubSub string
+	// RedisMsgsPerSecPerMaster is how many messages (append and publish)
+	// one Redis master takes per second; needed with RedisPubSub.
+	RedisMsgsPerSecPerMaster float64
+
 	// Where BytesPerConn, DeliveriesPerCPUSec and KernelBytesPerSocket came
 	// from, for the explanation; PlanFromResults fills them. Optional; the
 	// kernel's source starts "measured:" or "assumed:" when PlanFromResults
@@ -144,6 +151,13 @@ type PlanOutput struct {
 	Latency *ProfileStep
 	// Extrapolations lists where the plan goes beyond what was measured.
 	Extrapolations []string
+
+	// The Redis side, with In.RedisPubSub (plan_redis.go).
+	UsableRedisMsgsPerMaster float64 // RedisMsgsPerSecPerMaster x (1 - Headroom)
+	RedisMasters             int     // masters the messages need
+	RedisMasterUtil          float64 // each master's load, as a share of what it takes
+	NodesPerRoom             float64 // gateway nodes a room's members are on, on average
+	RedisCopiesPerSec        float64 // MsgsPerSec x NodesPerRoom: the copies pub/sub sends
 
 	// Problems lists inputs that are missing or out of range; the figures
 	// that depend on them are zero.
@@ -261,6 +275,7 @@ func Plan(in PlanInput) PlanOutput {
 	o.ConnsPerNode = o.Connections / n
 	o.DeliveriesPerNode = o.DeliveriesPerSec / n
 	o.latency()
+	o.redisPlan()
 	return o
 }
 
@@ -665,6 +680,9 @@ func (o PlanOutput) String() string {
 		fmt.Fprintf(&b, "; %s binds first", bindingName(o.Binding))
 	}
 	b.WriteString("\n")
+	if o.RedisMasters > 0 {
+		fmt.Fprintf(&b, "=> %d Redis master(s) with %s pub/sub, each at %s of what one takes\n", o.RedisMasters, in.RedisPubSub, fmtPct(o.RedisMasterUtil))
+	}
 	o.summary(&b, "=> ")
 	for _, n := range o.notes() {
 		fmt.Fprintf(&b, "note: %s\n", n)
@@ -735,7 +753,7 @@ func (o PlanOutput) lines() []planLine {
 	if l := o.Latency; l != nil {
 		ls = append(ls, planLine{"p99 at the load per node", "measured at " + l.String(), fmtMillis(l.P99Micros)})
 	}
-	return ls
+	return append(ls, o.redisLines()...)
 }
 
 // kernelKind is how the kernel bytes per socket were had: "measured" or

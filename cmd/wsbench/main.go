@@ -345,6 +345,8 @@ func runPlan(args []string) error {
 	fs.Float64Var(&in.BytesPerConn, "bytes-per-conn", 0, "gateway memory per connection (default: from --from results)")
 	fs.Float64Var(&in.DeliveriesPerCPUSec, "deliveries-per-cpu-sec", 0, "deliveries per gateway CPU-second (default: from --from results)")
 	fs.Float64Var(&in.KernelBytesPerSocket, "kernel-bytes-per-socket", 0, fmt.Sprintf("kernel memory per socket, bytes (default: measured by the --from idle result, else an assumed %d)", bench.AssumedKernelBytesPerSocket))
+	fs.StringVar(&in.RedisPubSub, "redis-pubsub", "", "also plan Redis Cluster masters for the messages: classic or sharded pub/sub (empty: gateway nodes only)")
+	fs.Float64Var(&in.RedisMsgsPerSecPerMaster, "redis-msgs-per-master", 0, "with --redis-pubsub: messages (append and publish) one Redis master takes per second (BenchmarkPublishRedis in gateway/cluster measures it)")
 	from := fs.String("from", "", "comma-separated result JSON files, or directories of them, to take the measured figures from\n(the fan-out profile is the one whose room size is closest to --avg-room-size)")
 	if err := fs.Parse(args); err != nil {
 		return err
