@@ -2,7 +2,11 @@
 //
 // A room's messages are stored and published by one Lua script (see
 // history.Redis): seq, history, idempotency key and PUBLISH in one step, so
-// Redis's pub/sub order is seq order. Every node, the sender's included,
+// Redis's pub/sub order is seq order. On Redis Cluster the script publishes
+// with SPUBLISH instead (sharded pub/sub, Config.Sharded): only the room's
+// shard carries the message, and the node subscribes at the master that
+// owns the room's slot, one subscription per bucket of rooms, following
+// slot moves and failovers (shards.go). Every node, the sender's included,
 // delivers a room's messages from its subscription, in that order, and
 // fills any gap it sees (a missed message, a reconnect) from the history
 // before going on. A node subscribes only to the rooms it has local members
@@ -21,9 +25,13 @@
 // A Node runs four: health (pings Redis, reloads scripts, Ready), publisher
 // (the only one that sends commands other than pings and subscriptions,
 // pipelined; it runs the callbacks of Publish, Range and the presence
-// calls), subscriber (reads the subscription, delivers into the hub in
-// seq order, and runs Subscribe's callbacks) and presenceLoop (refreshes
-// and sweeps presence entries). go-redis runs its own for its pools. With
+// calls), subscriber (reads the subscriptions, delivers into the hub in
+// seq order, and runs Subscribe's callbacks; it also sends the
+// subscription commands, and in the sharded mode asks the cluster who owns
+// a slot and pings the subscriptions once a second) and presenceLoop
+// (refreshes and sweeps presence entries), plus one per subscription (one,
+// or one per bucket with local members in the sharded mode, at most 256)
+// that hands what it receives to the subscriber. go-redis runs its own for its pools. With
 // message hooks on, a HookSource (hooksource.go) adds one that holds the
 // cluster's notifier lease; the hook package's sender calls its reads,
 // which block on Redis, from its own goroutine.
