@@ -19,8 +19,9 @@ import (
 var clusterLong = flag.Bool("cluster.long", false, "run the Redis Cluster resharding and failover test with more traffic")
 
 // TestClusterReshardAndFailover runs two nodes on a Redis Cluster of three
-// masters with a replica each, with sharded pub/sub and with classic. While a sender on one node sends to four
-// rooms, the slot of one room moves to another master (keys and all, as
+// masters with a replica each, with sharded pub/sub and with classic.
+// While a sender on one node sends to four rooms, the slot of one room
+// moves to another master (keys and all, as
 // redis-cli's resharding does), then the master of another room fails over
 // to its replica (CLUSTER FAILOVER, which loses no acknowledged write).
 // A send that fails meanwhile is retried with its idempotency key, as a
