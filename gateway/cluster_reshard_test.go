@@ -16,7 +16,10 @@ import (
 	"github.com/chatgw/gateway/internal/redistest"
 )
 
-var clusterLong = flag.Bool("cluster.long", false, "run the Redis Cluster resharding and failover test with more traffic")
+var (
+	clusterLong = flag.Bool("cluster.long", false, "run the Redis Cluster resharding and failover test with more traffic")
+	clusterKill = flag.Bool("cluster.kill", false, "run TestClusterMasterKilled, a known failure (README, Scaling out)")
+)
 
 // TestClusterReshardAndFailover runs two nodes on a Redis Cluster of three
 // masters with a replica each, with sharded pub/sub and with classic.
@@ -201,4 +204,50 @@ func sendUntilAcked(c *client, req map[string]any, within time.Duration) (uint64
 		}
 	}
 	return 0, 0, fmt.Errorf("not acked within %v: %w", within, last)
+}
+
+// TestClusterMasterKilled: with sharded pub/sub, a master killed outright
+// sends no sunsubscribe; the nodes' subscriptions of its rooms must find
+// the replica the cluster promotes (a failed ping subscribes again) and
+// deliver again, without the members doing anything. What the dead master
+// acked and had not replicated may be lost, so the test checks the
+// messages sent once the cluster has recovered: each room's last one
+// reaches both members.
+//
+// It fails about two runs in three: one node's subscriptions of the dead
+// master's rooms deliver nothing again, with its subscriber goroutine idle.
+// Not yet understood, so it runs only with -cluster.kill, as the
+// reproducer of a known failure (README, "Scaling out").
+func TestClusterMasterKilled(t *testing.T) {
+	onePass(t)
+	if !*clusterKill {
+		t.Skip("a known failure: run with -cluster.kill")
+	}
+	rc := redistest.StartCluster(t, 3, 1)
+	nodes := startClusterPubSub(t, 2, rc.URL(), "sharded")
+	rooms := []string{"alpha", "beta", "gamma", "delta"}
+	sender := nodes[0].dial(t, "sender")
+	members := []*client{nodes[0].dial(t, "m0"), nodes[1].dial(t, "m1")}
+	for _, r := range rooms {
+		sender.Join(r)
+		for _, m := range members {
+			m.Join(r)
+		}
+	}
+	keys := history.Layout{Sharded: true}
+	victim := rc.MasterOf(rc.SlotOf(keys.RoomKey("beta") + "s"))
+	promoted := rc.Kill(t, victim)
+	t.Logf("killed beta's master %s; %s promoted", victim, promoted)
+	for _, r := range rooms {
+		text := r + "-after"
+		if _, _, err := sendUntilAcked(sender, map[string]any{"type": "send", "id": text, "room": r, "text": text, "key": text}, 20*time.Second); err != nil {
+			t.Fatalf("%s: %v", text, err)
+		}
+	}
+	for _, m := range members {
+		m.Timeout = 15 * time.Second
+		for _, r := range rooms {
+			m.WaitFor("message", func(f frame) bool { return f.Str("room") == r && f.Str("text") == r+"-after" })
+		}
+	}
 }

@@ -359,6 +359,47 @@ func (c *RedisCluster) Failover(t testing.TB, master string) string {
 	return promoted
 }
 
+// Kill ends master with SIGKILL, as a crash would, and waits until the
+// cluster's own failover has promoted one of its replicas (after
+// cluster-node-timeout, about 5 s) and every remaining node agrees; it
+// returns the new master's address. Unlike Failover, writes the dead
+// master acknowledged and had not yet replicated may be lost.
+func (c *RedisCluster) Kill(t testing.TB, master string) string {
+	t.Helper()
+	reps := c.replicas[master]
+	if len(reps) == 0 {
+		t.Fatalf("redistest: Kill of %s, which is not a master with a replica (masters: %v, replicas: %v)",
+			master, c.masters, c.replicas)
+	}
+	i := slices.IndexFunc(c.nodes, func(n *clusterNode) bool { return n.addr == master })
+	c.nodes[i].kill()
+	c.nodes = slices.Delete(c.nodes, i, i+1)
+	promoted := ""
+	waitUntil(t, fmt.Sprintf("a replica of the killed master %s promoted", master), func() string {
+		for _, r := range reps {
+			if v, err := redisDo(r, "INFO", "replication"); err == nil {
+				if text, _ := v.(string); parseInfo(text)["role"] == "master" {
+					promoted = r
+					return ""
+				}
+			}
+		}
+		return "no replica is a master yet"
+	})
+	c.masters[slices.Index(c.masters, master)] = promoted
+	delete(c.replicas, master)
+	if rest := slices.DeleteFunc(slices.Clone(reps), func(r string) bool { return r == promoted }); len(rest) > 0 {
+		c.replicas[promoted] = rest
+	}
+	for s := range c.owner {
+		if c.owner[s] == master {
+			c.owner[s] = promoted
+		}
+	}
+	c.settle(t, fmt.Sprintf("replica %s taking over from the killed master %s", promoted, master))
+	return promoted
+}
+
 // Info is INFO section on the node at addr ("" for the default
 // sections), as key/value pairs: pubsub_channels, role,
 // master_link_status, total_net_output_bytes, ...

@@ -190,3 +190,28 @@ func TestClusterThreeMasters(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterKillMaster: a master killed outright is replaced by its
+// replica through the cluster's own failover, with the keys it had
+// replicated.
+func TestClusterKillMaster(t *testing.T) {
+	c := StartCluster(t, 3, 1)
+	slot := c.SlotOf("{room1}")
+	master := c.MasterOf(slot)
+	if v, err := redisDo(master, "SET", "{room1}:k", "v"); err != nil || v != "OK" {
+		t.Fatalf("SET: %v %v", v, err)
+	}
+	if _, err := redisDo(master, "WAIT", "1", "2000"); err != nil {
+		t.Fatal(err)
+	}
+	promoted := c.Kill(t, master)
+	if promoted == master || c.MasterOf(slot) != promoted {
+		t.Fatalf("slot %d is on %s after killing %s, want the promoted %s", slot, c.MasterOf(slot), master, promoted)
+	}
+	if v, err := redisDo(promoted, "GET", "{room1}:k"); err != nil || v != "v" {
+		t.Fatalf("GET at the promoted replica: %v %v", v, err)
+	}
+	if slices.Contains(c.Addrs(), master) {
+		t.Fatalf("the killed master %s is still listed", master)
+	}
+}
